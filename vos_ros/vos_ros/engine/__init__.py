@@ -1,0 +1,20 @@
+"""Per-stream state over time: sessions, object ids, reference memory. No ROS."""
+
+from vos_ros.engine.errors import (
+    InvalidImageError,
+    InvalidMaskError,
+    NotInitializedError,
+    TooManyObjectsError,
+    VosError,
+)
+from vos_ros.engine.result import FrameResult, ObjectResult
+
+__all__ = [
+    "FrameResult",
+    "InvalidImageError",
+    "InvalidMaskError",
+    "NotInitializedError",
+    "ObjectResult",
+    "TooManyObjectsError",
+    "VosError",
+]
