@@ -1,0 +1,47 @@
+"""vos-ros-bag-from-davis: write a DAVIS-layout sequence as a rosbag2 (frames, ground truth, initial mask)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from vos_ros.bags.bagfiles import STORAGES, BagError
+from vos_ros.bags.clip_bag import GROUND_TRUTH_TOPIC, IMAGE_TOPIC, INITIAL_MASK_TOPIC, davis_sequence, write_clip_bag
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vos-ros-bag-from-davis",
+        description=(
+            f"Write a DAVIS-layout sequence as a rosbag2: frames on {IMAGE_TOPIC} (rgb8), ground-truth "
+            f"label images on {GROUND_TRUTH_TOPIC} (mono16) and the first frame's labels on {INITIAL_MASK_TOPIC}."
+        ),
+    )
+    parser.add_argument("--davis", required=True, help="DAVIS-layout folder (JPEGImages/, Annotations/)")
+    parser.add_argument("--sequence", required=True, help="sequence name, e.g. bus")
+    parser.add_argument("--out", required=True, help="output bag folder (must not exist)")
+    parser.add_argument("--fps", type=float, default=30.0, help="frame rate of the stamps (default 30)")
+    parser.add_argument("--frame-id", default="camera", help="header frame_id (default camera)")
+    parser.add_argument("--storage", choices=sorted(STORAGES), default="mcap", help="storage plugin (default mcap)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        count = write_clip_bag(
+            args.out,
+            davis_sequence(args.davis, args.sequence),
+            fps=args.fps,
+            frame_id=args.frame_id,
+            storage=args.storage,
+        )
+    except (BagError, OSError) as err:
+        print(f"vos-ros-bag-from-davis: error: {err}", file=sys.stderr)
+        return 1
+    print(f"wrote {count} frames of {args.sequence} to {args.out} ({args.storage})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
