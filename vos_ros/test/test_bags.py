@@ -10,12 +10,12 @@ from vos_ros.bags.bagfiles import BagError, image_message, read_bag, stamp_to_ns
 from vos_ros.bags.clip_bag import DEFAULT_START_NS, GROUND_TRUTH_TOPIC, IMAGE_TOPIC, INITIAL_MASK_TOPIC, write_clip_bag
 from vos_ros.bags.scoring import score_bags
 from vos_ros.cli import bag_eval, bag_from_davis
+from vos_ros.eval.davis import write_sequence
 from vos_ros.eval.metrics import evaluate_sequence, summarize
 from vos_ros.ros.convert import image_to_rgb, mask_to_labels
 from vos_ros.synthetic import make_clip
 
 FRAMES, SIZE = 6, (120, 160)
-UNLABELLED = 4  # frame index written without an annotation PNG
 
 
 @pytest.fixture(scope="module")
@@ -23,15 +23,7 @@ def davis_dir(tmp_path_factory):
     """A DAVIS-layout folder with one sequence of a synthetic two-object clip (JPEG frames, palette PNGs)."""
     root = tmp_path_factory.mktemp("davis")
     clip = make_clip(num_objects=2, num_frames=FRAMES, size=SIZE, seed=3)
-    (root / "JPEGImages" / "toy").mkdir(parents=True)
-    (root / "Annotations" / "toy").mkdir(parents=True)
-    palette = [0, 0, 0, 200, 0, 0, 0, 200, 0] + [0] * (256 * 3 - 9)
-    for t in range(FRAMES):
-        PilImage.fromarray(clip.frames[t]).save(root / "JPEGImages" / "toy" / f"{t:05d}.jpg", quality=90)
-        if t != UNLABELLED:
-            label = PilImage.fromarray(clip.labels[t].astype(np.uint8), mode="P")
-            label.putpalette(palette)
-            label.save(root / "Annotations" / "toy" / f"{t:05d}.png")
+    write_sequence(root, "toy", clip.frames, clip.labels)
     return root
 
 
@@ -66,9 +58,9 @@ def test_bag_from_davis_round_trip(davis_dir, tmp_path, storage):
             np.testing.assert_array_equal(image_to_rgb(msg), np.asarray(image.convert("RGB")))
 
     truth = by_topic[GROUND_TRUTH_TOPIC]
-    labelled = [t for t in range(FRAMES) if t != UNLABELLED]
-    assert [stamp_to_ns(msg.header.stamp) for _, msg in truth] == [stamps[t] for t in labelled]
-    for t, (_, msg) in zip(labelled, truth):
+    assert [stamp_to_ns(msg.header.stamp) for _, msg in truth] == stamps
+    assert [timestamp for timestamp, _ in truth] == stamps
+    for t, (_, msg) in enumerate(truth):
         assert msg.encoding == "mono16"
         with PilImage.open(davis_dir / "Annotations" / "toy" / f"{t:05d}.png") as image:
             np.testing.assert_array_equal(mask_to_labels(msg), np.asarray(image))
@@ -81,7 +73,7 @@ def test_bag_from_davis_round_trip(davis_dir, tmp_path, storage):
 
 def test_bag_from_davis_bad_input_is_a_clear_error(davis_dir, tmp_path, capsys):
     assert bag_from_davis.main(["--davis", str(davis_dir), "--sequence", "nope", "--out", str(tmp_path / "a")]) == 1
-    assert "no frames folder" in capsys.readouterr().err
+    assert "no frame folder" in capsys.readouterr().err
     assert not (tmp_path / "a").exists()
     (tmp_path / "b").mkdir()
     assert bag_from_davis.main(["--davis", str(davis_dir), "--sequence", "toy", "--out", str(tmp_path / "b")]) == 1
@@ -93,8 +85,9 @@ def test_failed_write_leaves_no_bag(tmp_path):
     with pytest.raises(BagError, match="differs from frame size"):
         write_clip_bag(tmp_path / "bad", [(rgb, np.zeros((8, 8), np.uint16)), (rgb, np.zeros((4, 8), np.uint16))])
     assert not (tmp_path / "bad").exists()
-    with pytest.raises(BagError, match="initial mask"):
-        write_clip_bag(tmp_path / "nomask", [(rgb, None)])
+    with pytest.raises(BagError, match="no frames"):
+        write_clip_bag(tmp_path / "empty", [])
+    assert not (tmp_path / "empty").exists()
 
 
 def test_bag_eval_matches_the_metric_code(tmp_path):

@@ -7,6 +7,7 @@ definitions that do not parse) surfaces as one :class:`BagError` with the bag's 
 from __future__ import annotations
 
 import shutil
+import struct
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -152,6 +153,14 @@ def write_bag(path: str | Path, storage: str = "mcap", typestore: Typestore | No
         shutil.rmtree(path, ignore_errors=True)
         raise
     writer.close()
+
+
+def header_stamp_ns(cdr: bytes) -> int:
+    """The header stamp (ns) of a serialized message whose first field is a std_msgs/Header."""
+    if len(cdr) < 12:
+        raise BagError(f"serialized message of {len(cdr)} bytes is too short to hold a header")
+    sec, nanosec = struct.unpack_from("<iI" if cdr[1] & 1 else ">iI", cdr, 4)
+    return sec * 1_000_000_000 + nanosec
 
 
 def stamp_to_ns(stamp) -> int:

@@ -4,7 +4,7 @@ Layout of such a bag (the replay and the bag evaluation read it):
 
 - ``/camera/image_raw``: sensor_msgs/Image rgb8, one per frame, stamped at the clip's frame rate;
 - ``/ground_truth/labels``: sensor_msgs/Image mono16 label images (0 = background), stamped like
-  their frame (only frames that have an annotation);
+  their frame;
 - ``/initial_mask``: the first frame's label image, stamped like the first frame.
 
 The bag time of every message equals its header stamp.
@@ -12,11 +12,10 @@ The bag time of every message equals its header stamp.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-from PIL import Image as PilImage
 
 from .bagfiles import BagError, image_message, write_bag
 
@@ -28,15 +27,15 @@ DEFAULT_START_NS = 1_000_000_000  # a non-zero first stamp: a zero stamp means "
 
 def write_clip_bag(
     path: str | Path,
-    frames: Iterable[tuple[np.ndarray, np.ndarray | None]],
+    frames: Iterable[tuple[np.ndarray, np.ndarray]],
     fps: float = 30.0,
     frame_id: str = "camera",
     storage: str = "mcap",
     start_ns: int = DEFAULT_START_NS,
 ) -> int:
-    """Write (RGB frame, label map or None) pairs as a clip bag; returns the number of frames.
+    """Write (RGB frame, label map) pairs as a clip bag; returns the number of frames.
 
-    The first frame must have a label map: it becomes the initial mask.
+    The first frame's label map is also written as the initial mask.
     """
     if not fps > 0:
         raise BagError(f"fps must be positive, got {fps}")
@@ -48,10 +47,6 @@ def write_clip_bag(
             stamp = start_ns + round(index * 1e9 / fps)
             bag.write(IMAGE_TOPIC, stamp, image_message(bag.typestore, stamp, frame_id, rgb, "rgb8"))
             count += 1
-            if labels is None:
-                if index == 0:
-                    raise BagError("the first frame has no label map (it is needed as the initial mask)")
-                continue
             if labels.shape != rgb.shape[:2]:
                 raise BagError(f"frame {index}: label map {labels.shape} differs from frame size {rgb.shape[:2]}")
             label_msg = image_message(bag.typestore, stamp, frame_id, labels.astype(np.uint16), "mono16")
@@ -61,30 +56,3 @@ def write_clip_bag(
         if count == 0:
             raise BagError("no frames to write")
     return count
-
-
-def read_label_png(path: Path) -> np.ndarray:
-    """An annotation PNG as an H x W uint16 label map (palette indices or grey values)."""
-    with PilImage.open(path) as image:
-        if image.mode not in ("P", "L", "I;16", "I"):
-            raise BagError(f"{path}: annotation must be a palette or greyscale PNG, got mode {image.mode}")
-        return np.asarray(image).astype(np.uint16)
-
-
-def davis_sequence(davis_dir: str | Path, sequence: str) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-    """(RGB frame, label map or None) for each frame of a DAVIS-layout sequence, in name order."""
-    root = Path(davis_dir)
-    frame_dir = root / "JPEGImages" / sequence
-    label_dir = root / "Annotations" / sequence
-    if not frame_dir.is_dir():
-        raise BagError(f"no frames folder {frame_dir} (expected the DAVIS layout JPEGImages/<sequence>/)")
-    frame_paths = sorted(p for p in frame_dir.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-    if not frame_paths:
-        raise BagError(f"no .jpg or .png frames in {frame_dir}")
-    if not (label_dir / f"{frame_paths[0].stem}.png").is_file():
-        raise BagError(f"no annotation {label_dir / (frame_paths[0].stem + '.png')} for the first frame")
-    for frame_path in frame_paths:
-        with PilImage.open(frame_path) as image:
-            rgb = np.asarray(image.convert("RGB"))
-        label_path = label_dir / f"{frame_path.stem}.png"
-        yield rgb, read_label_png(label_path) if label_path.is_file() else None

@@ -6,7 +6,8 @@ import argparse
 import sys
 
 from vos_ros.bags.bagfiles import STORAGES, BagError
-from vos_ros.bags.clip_bag import GROUND_TRUTH_TOPIC, IMAGE_TOPIC, INITIAL_MASK_TOPIC, davis_sequence, write_clip_bag
+from vos_ros.bags.clip_bag import GROUND_TRUTH_TOPIC, IMAGE_TOPIC, INITIAL_MASK_TOPIC, write_clip_bag
+from vos_ros.eval.davis import DavisDataset, DavisError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,7 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
             f"label images on {GROUND_TRUTH_TOPIC} (mono16) and the first frame's labels on {INITIAL_MASK_TOPIC}."
         ),
     )
-    parser.add_argument("--davis", required=True, help="DAVIS-layout folder (JPEGImages/, Annotations/)")
+    parser.add_argument("--davis", required=True, help="DAVIS-layout folder (JPEGImages/, Annotations/; every frame annotated)")
     parser.add_argument("--sequence", required=True, help="sequence name, e.g. bus")
     parser.add_argument("--out", required=True, help="output bag folder (must not exist)")
     parser.add_argument("--fps", type=float, default=30.0, help="frame rate of the stamps (default 30)")
@@ -31,12 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         count = write_clip_bag(
             args.out,
-            davis_sequence(args.davis, args.sequence),
+            DavisDataset(args.davis).sequence(args.sequence).frames(),
             fps=args.fps,
             frame_id=args.frame_id,
             storage=args.storage,
         )
-    except (BagError, OSError) as err:
+    except (BagError, DavisError, OSError) as err:
         print(f"vos-ros-bag-from-davis: error: {err}", file=sys.stderr)
         return 1
     print(f"wrote {count} frames of {args.sequence} to {args.out} ({args.storage})")
