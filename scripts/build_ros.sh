@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 
 # shellcheck disable=SC1091
 . .venv/bin/activate
+# The venv is the ROS prefix. colcon warns that it has no local_setup.*
+# files; that is expected for a plain prefix and harmless.
 export AMENT_PREFIX_PATH="$VIRTUAL_ENV"
 export CMAKE_PREFIX_PATH="$VIRTUAL_ENV"
 
