@@ -1,0 +1,97 @@
+"""vos-ros-eval: score a network on a DAVIS-layout folder with the official DAVIS protocol."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from vos_ros.engine.errors import VosError
+from vos_ros.eval.davis import DavisDataset, DavisError
+from vos_ros.eval.runner import evaluate
+from vos_ros.model import DEFAULT_CONFIG, build_network
+from vos_ros.model.factory import shipped_weights
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vos-ros-eval",
+        description=(
+            "Segment every sequence of a DAVIS split from its first-frame annotation and report "
+            "J (region IoU), F (boundary F, tolerance 0.008 x diagonal) and J&F, first and last frame "
+            "excluded, averaged over all objects. The last line is 'J&F <x> J <x> F <x>' in percent."
+        ),
+    )
+    parser.add_argument("--davis", required=True, help="DAVIS-layout folder (JPEGImages/, Annotations/, ImageSets/)")
+    parser.add_argument(
+        "--split",
+        help="split name under ImageSets/ or a path to a list file (default: dev if ImageSets/dev.txt exists, else val)",
+    )
+    parser.add_argument("--sequences", help="comma-separated sequence names (overrides --split)")
+    parser.add_argument("--config", help=f"network config name (default: the checkpoint's, else {DEFAULT_CONFIG})")
+    parser.add_argument("--weights", help="checkpoint path (default: the weights shipped for the config)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    parser.add_argument("--json", help="write the report (fractions in [0, 1], per sequence and object) here")
+    parser.add_argument("--save-masks", help="write predicted indexed PNG masks to DIR/<sequence>/")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def format_table(report: dict) -> str:
+    """Per-sequence table (percent), a mean row, recall/decay, and the final J&F line."""
+    lines = [f"{'sequence':<24} {'frames':>6} {'objs':>4} {'J':>6} {'F':>6} {'J&F':>6} {'ms/frame':>9}"]
+    for name, seq in report["sequences"].items():
+        lines.append(
+            f"{name:<24} {seq['n_frames']:>6d} {seq['n_objects']:>4d} {100 * seq['J']:>6.1f} "
+            f"{100 * seq['F']:>6.1f} {100 * seq['J&F']:>6.1f} {seq['ms_per_frame']:>9.1f}"
+        )
+    lines.append(
+        f"{'mean over objects':<24} {report['n_frames']:>6d} {report['n_objects']:>4d} {100 * report['J']:>6.1f} "
+        f"{100 * report['F']:>6.1f} {100 * report['J&F']:>6.1f} {report['ms_per_frame']:>9.1f}"
+    )
+    lines.append(
+        f"J recall {100 * report['J_recall']:.1f} decay {100 * report['J_decay']:.1f}   "
+        f"F recall {100 * report['F_recall']:.1f} decay {100 * report['F_decay']:.1f}"
+    )
+    lines.append(f"J&F {100 * report['J&F']:.1f} J {100 * report['J']:.1f} F {100 * report['F']:.1f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        dataset = DavisDataset(args.davis)
+        if args.sequences:
+            sequences = [name.strip() for name in args.sequences.split(",") if name.strip()]
+            split = None
+        else:
+            split = args.split or dataset.default_split()
+            sequences = dataset.split(split)
+        network = build_network(args.config, args.weights, args.device)
+        report = evaluate(
+            network, dataset.root, sequences, save_masks=args.save_masks, progress=not args.no_progress
+        )
+    except (DavisError, VosError, ValueError, OSError) as error:
+        print(f"vos-ros-eval: error: {error}", file=sys.stderr)
+        return 2
+    weights = args.weights or shipped_weights(network.config.name)
+    report = {
+        "davis": str(dataset.root),
+        "split": split,
+        "config": network.config.name,
+        "weights": str(weights) if weights else None,
+        "device": str(network.device),
+        **report,
+    }
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2) + "\n")
+    print(format_table(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
