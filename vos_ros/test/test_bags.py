@@ -118,7 +118,7 @@ def test_bag_eval_matches_the_metric_code(tmp_path):
     report = tmp_path / "score.json"
     assert bag_eval.main([str(recorded), str(truth_bag), "--json", str(report)]) == 0
     data = json.loads(report.read_text())
-    assert data["J&F"] == pytest.approx(100 * expected["J&F"])
+    assert data["J&F"] == pytest.approx(expected["J&F"])
     assert data["frames_missing"] == 1
 
 

@@ -125,29 +125,25 @@ def score_bags(
 
 
 def score_report(score: BagScore) -> dict:
-    """JSON-ready scores: J&F, J, F in percent, per object, and the frame counts."""
+    """JSON-ready scores as vos-ros-eval writes them (fractions in [0, 1]), per object, and the frame counts."""
     summary = score.summary
-    objects = summary["sequences"]["bag"]["objects"]
-    return {
-        "J&F": 100 * summary["J&F"],
-        "J": 100 * summary["J"],
-        "F": 100 * summary["F"],
-        "objects": {key: {name: 100 * value for name, value in stats.items()} for key, stats in objects.items()},
-        "ground_truth_frames": score.frames,
-        "frames_predicted": score.frames_predicted,
-        "frames_missing": score.frames_missing,
-    }
+    report = {key: summary[key] for key in ("J&F", "J", "F", "J_recall", "J_decay", "F_recall", "F_decay")}
+    report["objects"] = summary["sequences"]["bag"]["objects"]
+    report["ground_truth_frames"] = score.frames
+    report["frames_predicted"] = score.frames_predicted
+    report["frames_missing"] = score.frames_missing
+    return report
 
 
 def score_lines(score: BagScore) -> list[str]:
-    """Human-readable lines, ending with ``J&F <x> J <x> F <x>`` as vos-ros-eval prints it."""
+    """Human-readable lines in percent, ending with ``J&F <x> J <x> F <x>`` as vos-ros-eval prints it."""
     report = score_report(score)
     lines = [
-        f"object {key}: J&F {stats['J&F']:.1f} J {stats['J']:.1f} F {stats['F']:.1f}"
+        f"object {key}: J&F {100 * stats['J&F']:.1f} J {100 * stats['J']:.1f} F {100 * stats['F']:.1f}"
         for key, stats in report["objects"].items()
     ]
     lines.append(
         f"ground-truth frames {score.frames}, with a prediction {score.frames_predicted}, missing {score.frames_missing}"
     )
-    lines.append(f"J&F {report['J&F']:.1f} J {report['J']:.1f} F {report['F']:.1f}")
+    lines.append(f"J&F {100 * report['J&F']:.1f} J {100 * report['J']:.1f} F {100 * report['F']:.1f}")
     return lines
