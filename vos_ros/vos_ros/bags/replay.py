@@ -128,7 +128,8 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _node_topic(node: str, name: str) -> str:
+def node_topic(node: str, name: str) -> str:
+    """The topic or service ``~/name`` of a node given by its fully qualified name."""
     return f"{node.rstrip('/')}/{name}"
 
 
@@ -209,7 +210,7 @@ class _Session:
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.clock_pub = self.node.create_publisher(Clock, CLOCK_TOPIC, reliable)
         self.image_pub = self.node.create_publisher(Image, options.image_topic, reliable)
-        self.mask_client = self.node.create_client(SetInitialMask, _node_topic(options.node, "set_initial_mask"))
+        self.mask_client = self.node.create_client(SetInitialMask, node_topic(options.node, "set_initial_mask"))
         self.sim_time_ns = 0
         self.published: dict[int, float] = {}
         self.answered: dict[int, float] = {}
@@ -247,12 +248,12 @@ class _Session:
     def subscribe_outputs(self) -> str:
         """Subscribe to the node's outputs with QoS matching its publishers; returns the labels topic."""
         outputs = [
-            (_node_topic(self.options.node, "labels"), Image, IMAGE_TYPE, self._on_labels),
-            (_node_topic(self.options.node, "tracked_objects"), None, TRACKED_OBJECTS_TYPE, None),
+            (node_topic(self.options.node, "labels"), Image, IMAGE_TYPE, self._on_labels),
+            (node_topic(self.options.node, "tracked_objects"), None, TRACKED_OBJECTS_TYPE, None),
             (DIAGNOSTICS_TOPIC, None, DIAGNOSTICS_TYPE, None),
         ]
         if self.options.record_overlay:
-            outputs.append((_node_topic(self.options.node, "overlay"), Image, IMAGE_TYPE, None))
+            outputs.append((node_topic(self.options.node, "overlay"), Image, IMAGE_TYPE, None))
         labels_topic = outputs[0][0]
         found = _wait(lambda: self.node.count_publishers(labels_topic) > 0, self.options.startup_timeout, self.alive)
         if not found:
