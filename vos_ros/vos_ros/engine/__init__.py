@@ -5,6 +5,7 @@ from vos_ros.engine.errors import (
     InvalidMaskError,
     NotInitializedError,
     TooManyObjectsError,
+    UnknownObjectError,
     VosError,
 )
 from vos_ros.engine.result import FrameResult, ObjectResult
@@ -16,5 +17,6 @@ __all__ = [
     "NotInitializedError",
     "ObjectResult",
     "TooManyObjectsError",
+    "UnknownObjectError",
     "VosError",
 ]

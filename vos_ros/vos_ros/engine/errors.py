@@ -19,3 +19,10 @@ class TooManyObjectsError(VosError, ValueError):
 
 class NotInitializedError(VosError, RuntimeError):
     """step() was called before any object was given with set_mask()."""
+
+
+class UnknownObjectError(VosError, KeyError):
+    """An object id that the session does not track."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown object"

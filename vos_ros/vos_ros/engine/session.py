@@ -1,0 +1,243 @@
+"""A segmentation session: the state of one video stream over a shared network."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable, Mapping, Sequence
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vos_ros.engine.errors import (
+    InvalidImageError,
+    InvalidMaskError,
+    NotInitializedError,
+    TooManyObjectsError,
+    UnknownObjectError,
+)
+from vos_ros.engine.memory import ReferenceMemory
+from vos_ros.engine.objects import ObjectManager
+from vos_ros.engine.result import FrameResult, ObjectResult
+from vos_ros.model.network import EncodedFrame, Reference, VosNetwork
+
+MAX_OBJECT_ID = 65535
+MIN_IMAGE_SIDE = 16
+
+Labels = Sequence[str] | Mapping[int, str] | None
+
+
+def check_image(image: np.ndarray) -> None:
+    """Raise InvalidImageError unless ``image`` is an HxWx3 uint8 array of a usable size."""
+    if not isinstance(image, np.ndarray):
+        raise InvalidImageError(f"image must be a numpy array, got {type(image).__name__}")
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise InvalidImageError(f"image must be HxWx3 RGB, got shape {image.shape}")
+    if image.dtype != np.uint8:
+        raise InvalidImageError(f"image must be uint8, got {image.dtype}")
+    if min(image.shape[:2]) < MIN_IMAGE_SIDE:
+        raise InvalidImageError(f"image must be at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} px, got {image.shape[1]}x{image.shape[0]}")
+
+
+class Session:
+    """Tracks the objects of one stream: ``set_mask`` once, then ``step`` every frame.
+
+    Any number of sessions may share one network. A session is not thread-safe: callers that
+    use it from several threads serialise the calls.
+    """
+
+    def __init__(
+        self,
+        network: VosNetwork,
+        max_objects: int = 64,
+        lost_threshold: float = 0.3,
+        short_side: int | None = None,
+    ) -> None:
+        if not 1 <= max_objects <= MAX_OBJECT_ID:
+            raise ValueError(f"max_objects must be in [1, {MAX_OBJECT_ID}], got {max_objects}")
+        self.network = network
+        self.max_objects = max_objects
+        self.lost_threshold = lost_threshold
+        self.short_side = short_side or network.config.short_side
+        self.objects = ObjectManager()
+        self.memory = ReferenceMemory(network.config.max_anchors)
+        self.frame_index = 0
+        self._last_labels: np.ndarray | None = None
+
+    @property
+    def object_ids(self) -> list[int]:
+        """Tracked object ids, ascending."""
+        return sorted(self.objects.ids)
+
+    @property
+    def initialized(self) -> bool:
+        """True once a mask was given (and no reset since)."""
+        return self.memory.previous is not None
+
+    def set_mask(self, image: np.ndarray, label_map: np.ndarray, labels: Labels = None, append: bool = False) -> list[int]:
+        """Give the objects of ``image``: ``label_map`` holds 0 for background, k for object k.
+
+        ``append=False`` replaces every tracked object; ``append=True`` adds the mask's ids to
+        the tracked set (an id already tracked takes the new mask). ``labels`` names the
+        objects: a sequence aligned with the sorted ids of the mask, or a mapping id -> name.
+        Returns the mask's ids. On error nothing changes.
+        """
+        check_image(image)
+        ids = self._check_label_map(label_map, image.shape[:2], append)
+        names = self._label_names(ids, labels)
+        if append and self.initialized:
+            merged = self._merge_with_last(label_map, ids, image.shape[:2])
+        else:
+            merged = label_map
+            self._clear()
+        new = self.objects.add(names, self.frame_index)
+        self.memory.add_objects(len(new))
+        with self._inference():
+            frame = self.network.encode(self._to_tensor(image))
+            probs = self._one_hot(self.objects.ids_to_slots(merged), frame.size)
+        self.memory.add_anchor(Reference(frame=frame, probs=probs))
+        self._last_labels = self.objects.slot_to_id()[self.objects.ids_to_slots(merged)]
+        return ids
+
+    def step(self, image: np.ndarray) -> FrameResult:
+        """Segment the next frame of the stream."""
+        check_image(image)
+        if not self.initialized:
+            raise NotInitializedError("step() called before set_mask(): give the objects to track first")
+        self.frame_index += 1
+        started = time.perf_counter()
+        height, width = image.shape[:2]
+        if not self.objects.ids:
+            labels = np.zeros((height, width), dtype=np.uint16)
+            self._last_labels = labels
+            return FrameResult(label_map=labels, objects=[], frame_index=self.frame_index)
+        with self._inference():
+            frame = self.network.encode(self._to_tensor(image))
+            output = self.network.segment(frame, self.memory.anchors, self.memory.previous)
+            probs = output.log_probs.float().exp()
+            self.memory.previous = Reference(frame=frame, probs=F.adaptive_avg_pool2d(probs[None], frame.size)[0])
+            full = F.interpolate(probs[None], size=(height, width), mode="bilinear", align_corners=False)[0]
+            confidence, slots = full.max(0)
+            slots = slots.to(torch.int32).cpu().numpy()
+            confidence = confidence.cpu().numpy()
+        labels = self.objects.slot_to_id()[slots]
+        self._last_labels = labels
+        objects = self._describe(slots, confidence)
+        elapsed = (time.perf_counter() - started) * 1000.0
+        return FrameResult(label_map=labels, objects=objects, frame_index=self.frame_index, model_ms=elapsed)
+
+    def remove(self, ids: Iterable[int]) -> list[int]:
+        """Stop tracking ``ids`` (UnknownObjectError if one is not tracked); returns them."""
+        ids = sorted({int(i) for i in ids})
+        unknown = [i for i in ids if i not in self.objects]
+        if unknown:
+            raise UnknownObjectError(f"not tracked: {unknown}; tracked ids are {self.object_ids}")
+        self.memory.remove_slots(self.objects.remove(ids))
+        if self._last_labels is not None:
+            self._last_labels = np.where(np.isin(self._last_labels, ids), 0, self._last_labels).astype(np.uint16)
+        return ids
+
+    def reset(self) -> None:
+        """Forget every object and reference; the next call must be ``set_mask``."""
+        self._clear()
+
+    def _clear(self) -> None:
+        self.objects.clear()
+        self.memory.clear()
+        self.frame_index = 0
+        self._last_labels = None
+
+    def _check_label_map(self, label_map: np.ndarray, size: tuple[int, int], append: bool) -> list[int]:
+        if not isinstance(label_map, np.ndarray) or label_map.ndim != 2:
+            raise InvalidMaskError(f"label map must be a 2-D array, got {getattr(label_map, 'shape', type(label_map))}")
+        if not (np.issubdtype(label_map.dtype, np.integer) or label_map.dtype == np.bool_):
+            raise InvalidMaskError(f"label map must hold integers, got {label_map.dtype}")
+        if label_map.shape != size:
+            raise InvalidMaskError(f"label map is {label_map.shape[1]}x{label_map.shape[0]} but the image is {size[1]}x{size[0]}")
+        ids = [int(v) for v in np.unique(label_map) if v != 0]
+        if not ids:
+            raise InvalidMaskError("label map is empty: no pixel has an object id > 0")
+        if ids[0] < 0 or ids[-1] > MAX_OBJECT_ID:
+            raise TooManyObjectsError(f"object ids must be in 1..{MAX_OBJECT_ID}, got {ids[0]}..{ids[-1]}")
+        total = len(set(ids) | set(self.objects.ids)) if append else len(ids)
+        if total > self.max_objects:
+            raise TooManyObjectsError(f"{total} objects exceed the limit of {self.max_objects}")
+        return ids
+
+    @staticmethod
+    def _label_names(ids: list[int], labels: Labels) -> dict[int, str]:
+        if labels is None:
+            return {i: "" for i in ids}
+        if isinstance(labels, Mapping):
+            extra = sorted(set(labels) - set(ids))
+            if extra:
+                raise InvalidMaskError(f"labels given for ids {extra} that are not in the mask")
+            return {i: str(labels.get(i, "")) for i in ids}
+        if len(labels) not in (0, len(ids)):
+            raise InvalidMaskError(f"{len(labels)} labels for {len(ids)} objects {ids}: give one per id, in id order")
+        return {i: str(name) for i, name in zip(ids, labels)} if labels else {i: "" for i in ids}
+
+    def _merge_with_last(self, label_map: np.ndarray, ids: list[int], size: tuple[int, int]) -> np.ndarray:
+        """The new mask over the last prediction of the other tracked objects."""
+        if self._last_labels is None or self._last_labels.shape != size:
+            return label_map
+        previous = np.where(np.isin(self._last_labels, ids), 0, self._last_labels)
+        return np.where(label_map != 0, label_map, previous)
+
+    def _inference(self) -> contextlib.AbstractContextManager:
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.inference_mode())
+        if self.network.device.type == "cuda":
+            stack.enter_context(torch.autocast("cuda", dtype=torch.float16))
+        return stack
+
+    def _to_tensor(self, image: np.ndarray) -> torch.Tensor:
+        height, width = image.shape[:2]
+        scale = self.short_side / min(height, width)
+        size = (max(MIN_IMAGE_SIDE, round(width * scale)), max(MIN_IMAGE_SIDE, round(height * scale)))
+        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        resized = cv2.resize(image, size, interpolation=interpolation) if size != (width, height) else image
+        tensor = torch.from_numpy(np.ascontiguousarray(resized)).to(self.network.device)
+        return tensor.permute(2, 0, 1)[None].float() / 255.0
+
+    def _one_hot(self, slots: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+        """Soft labels [K+1, h, w] at stride 8 from a slot map at input resolution."""
+        channels = len(self.objects) + 1
+        tensor = torch.from_numpy(slots.astype(np.int64)).to(self.network.device)
+        one_hot = F.one_hot(tensor, channels).permute(2, 0, 1).float()
+        return F.adaptive_avg_pool2d(one_hot[None], size)[0]
+
+    def _describe(self, slots: np.ndarray, confidence: np.ndarray) -> list[ObjectResult]:
+        count = len(self.objects) + 1
+        flat = slots.ravel()
+        area = np.bincount(flat, minlength=count)
+        score_sum = np.bincount(flat, weights=confidence.ravel(), minlength=count)
+        ys, xs = np.indices(slots.shape)
+        sum_x = np.bincount(flat, weights=xs.ravel(), minlength=count)
+        sum_y = np.bincount(flat, weights=ys.ravel(), minlength=count)
+        results = []
+        for slot, object_id in enumerate(self.objects.ids, start=1):
+            pixels = int(area[slot])
+            bbox, centroid, score = (0, 0, 0, 0), (float("nan"), float("nan")), 0.0
+            if pixels:
+                mask = slots == slot
+                rows = np.flatnonzero(mask.any(1))
+                cols = np.flatnonzero(mask.any(0))
+                bbox = (int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
+                centroid = (float(sum_x[slot] / pixels), float(sum_y[slot] / pixels))
+                score = float(score_sum[slot] / pixels)
+            results.append(
+                ObjectResult(
+                    id=object_id,
+                    label=self.objects.label(object_id),
+                    score=score,
+                    area=pixels,
+                    bbox=bbox,
+                    centroid=centroid,
+                    visible=pixels > 0 and score >= self.lost_threshold,
+                    age=self.frame_index - self.objects.added_at(object_id),
+                )
+            )
+        return results

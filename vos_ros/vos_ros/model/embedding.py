@@ -1,0 +1,155 @@
+"""The two embeddings of the paper and how they are matched against reference frames.
+
+Global branch: every pixel of the current frame is matched against reference pixels (the
+anchor frames globally, the previous frame inside a local window). The nearest foreground and
+background similarities and a top-k vote over the reference labels are class-agnostic: their
+cost does not depend on the number of objects.
+
+Instance branch: one prototype per object pooled under its reference masks, related to the
+other objects by attention, scored against every pixel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+NO_MATCH = -1.0
+
+
+@dataclass
+class MatchResult:
+    """Per current pixel (N of them): nearest fg/bg similarity and top-k candidates."""
+
+    fg_sim: torch.Tensor
+    bg_sim: torch.Tensor
+    cand_sim: torch.Tensor
+    cand_probs: torch.Tensor
+
+
+class EmbeddingHead(nn.Module):
+    """Per-pixel embedding at stride 8 from the stride 8 and stride 16 backbone features."""
+
+    def __init__(self, ch8: int, ch16: int, hidden: int, out: int):
+        super().__init__()
+        self.proj8 = nn.Conv2d(ch8, hidden, 1)
+        self.proj16 = nn.Conv2d(ch16, hidden, 1)
+        self.mix = nn.Sequential(nn.ReLU(inplace=True), nn.Conv2d(hidden, hidden, 3, padding=1), nn.ReLU(inplace=True))
+        self.out = nn.Conv2d(hidden, out, 1)
+
+    def forward(self, f8: torch.Tensor, f16: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns (L2-normalised embedding, hidden features), both at stride 8."""
+        up = F.interpolate(self.proj16(f16), size=f8.shape[-2:], mode="bilinear", align_corners=False)
+        hidden = self.mix(self.proj8(f8) + up)
+        return F.normalize(self.out(hidden), dim=1), hidden
+
+
+def backbone_embedding(f8: torch.Tensor, f16: torch.Tensor) -> torch.Tensor:
+    """Training-free embedding: L2-normalised backbone features of strides 8 and 16, stacked."""
+    up = F.interpolate(f16, size=f8.shape[-2:], mode="bilinear", align_corners=False)
+    return F.normalize(torch.cat([F.normalize(f8, dim=1), F.normalize(up, dim=1)], dim=1), dim=1)
+
+
+def match_global(query: torch.Tensor, keys: torch.Tensor, probs: torch.Tensor, num_fg: int, topk: int) -> MatchResult:
+    """Match query pixels [C, N] against reference pixels [C, M] sorted foreground first.
+
+    ``probs`` [K+1, M] are the reference soft labels; the first ``num_fg`` columns are the
+    foreground pixels (any object), the rest background.
+    """
+    sim = query.t() @ keys
+    fg_sim = sim[:, :num_fg].amax(1) if num_fg else sim.new_full((sim.shape[0],), NO_MATCH)
+    bg_sim = sim[:, num_fg:].amax(1) if num_fg < sim.shape[1] else sim.new_full((sim.shape[0],), NO_MATCH)
+    cand_sim, index = sim.topk(min(topk, sim.shape[1]), dim=1)
+    return MatchResult(fg_sim, bg_sim, cand_sim, probs[:, index])
+
+
+def _tiles(x: torch.Tensor, tile: int) -> torch.Tensor:
+    """[C, H, W] (H, W multiples of ``tile``) -> [tiles, tile*tile, C], tiles in row-major order."""
+    channels, height, width = x.shape
+    x = x.view(channels, height // tile, tile, width // tile, tile)
+    return x.permute(1, 3, 2, 4, 0).reshape(-1, tile * tile, channels)
+
+
+def _regions(x: torch.Tensor, tile: int, radius: int) -> torch.Tensor:
+    """[C, H, W] -> [tiles, C, R*R]: each tile's neighbourhood (R = tile + 2 radius), zero outside."""
+    padded = F.pad(x[None], (radius, radius, radius, radius))
+    size = tile + 2 * radius
+    return F.unfold(padded, size, stride=tile)[0].view(x.shape[0], size * size, -1).permute(2, 0, 1)
+
+
+def _untile(x: torch.Tensor, tiles_y: int, tiles_x: int, tile: int, height: int, width: int) -> torch.Tensor:
+    """[tiles, tile*tile, X] -> [height*width, X] in pixel order."""
+    extra = x.shape[-1]
+    x = x.view(tiles_y, tiles_x, tile, tile, extra).permute(0, 2, 1, 3, 4)
+    return x.reshape(tiles_y * tile, tiles_x * tile, extra)[:height, :width].reshape(height * width, extra)
+
+
+def match_local(
+    query: torch.Tensor, key: torch.Tensor, probs: torch.Tensor, radius: int, topk: int, tile: int = 8
+) -> MatchResult:
+    """Match each query pixel [C, h, w] against the previous frame's pixels within ``radius``.
+
+    Pixels are processed in tiles: one batched matrix product per tile against its
+    neighbourhood, then each pixel's (2 radius + 1)^2 window is gathered from it.
+    """
+    _, height, width = query.shape
+    tiles_y, tiles_x = -(-height // tile), -(-width // tile)
+    pad = (0, tiles_x * tile - width, 0, tiles_y * tile - height)
+    fit = lambda m: F.pad(m, pad)  # noqa: E731
+    region = tile + 2 * radius
+    window = 2 * radius + 1
+    local = torch.arange(tile, device=query.device)
+    offsets = torch.arange(window, device=query.device)
+    rows = (local[:, None, None, None] + offsets[None, None, :, None]) * region
+    cols = local[None, :, None, None] + offsets[None, None, None, :]
+    index = (rows + cols).view(tile * tile, window * window)
+
+    sims_all = torch.bmm(_tiles(fit(query), tile), _regions(fit(key), tile, radius))
+    sims = sims_all.gather(2, index.expand(sims_all.shape[0], -1, -1))
+    inside = _regions(fit(torch.ones_like(probs[:1])), tile, radius)[:, 0, index] > 0.5
+    foreground = _regions(fit(1.0 - probs[:1]), tile, radius)[:, 0, index] > 0.5
+    sims = sims.masked_fill(~inside, NO_MATCH)
+    fg_sim = sims.masked_fill(~foreground, NO_MATCH).amax(2, keepdim=True)
+    bg_sim = sims.masked_fill(foreground | ~inside, NO_MATCH).amax(2, keepdim=True)
+    cand_sim, cand_index = sims.topk(min(topk, window * window), dim=2)
+    prob_regions = _regions(fit(probs), tile, radius)
+    region_index = index.expand(sims.shape[0], -1, -1).gather(2, cand_index)
+    classes = probs.shape[0]
+    gathered = prob_regions.unsqueeze(2).expand(-1, -1, tile * tile, -1).gather(
+        3, region_index.unsqueeze(1).expand(-1, classes, -1, -1)
+    )
+    cand_probs = _untile(gathered.permute(0, 2, 1, 3).flatten(2), tiles_y, tiles_x, tile, height, width)
+    cand_probs = cand_probs.view(height * width, classes, -1).permute(1, 0, 2)
+    untile = lambda t: _untile(t, tiles_y, tiles_x, tile, height, width)  # noqa: E731
+    return MatchResult(untile(fg_sim)[:, 0], untile(bg_sim)[:, 0], untile(cand_sim), cand_probs)
+
+
+def vote(matches: list[MatchResult], temperature: torch.Tensor | float) -> torch.Tensor:
+    """Soft label vote [K+1, N] over the pooled top-k candidates of several matches."""
+    sims = torch.cat([m.cand_sim for m in matches], dim=1)
+    probs = torch.cat([m.cand_probs for m in matches], dim=2)
+    weights = torch.softmax(sims / temperature, dim=1)
+    return (probs * weights[None]).sum(2)
+
+
+def pool_prototypes(embedding: torch.Tensor, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mask-weighted sums [K, C] of an embedding [C, h, w] under object probs [K+1, h, w], and weights [K]."""
+    weights = probs[1:].flatten(1)
+    return weights @ embedding.flatten(1).t(), weights.sum(1)
+
+
+class PrototypeRelation(nn.Module):
+    """Attention across the K object prototypes, so each object is described relative to the others."""
+
+    def __init__(self, dim: int, heads: int = 4):
+        super().__init__()
+        self.attention = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, prototypes: torch.Tensor) -> torch.Tensor:
+        tokens = prototypes[None]
+        related, _ = self.attention(tokens, tokens, tokens, need_weights=False)
+        return F.normalize(self.norm(tokens + related)[0], dim=1)
