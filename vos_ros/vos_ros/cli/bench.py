@@ -1,0 +1,112 @@
+"""vos-ros-bench: ms per frame against the number of objects (the paper's flat-cost claim)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import warnings
+from pathlib import Path
+
+import torch
+
+from vos_ros.eval.speed import measure_ms_per_frame
+from vos_ros.model import DEFAULT_CONFIG, build_network
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 854x480, got {text!r}") from None
+    if min(width, height) < 32:
+        raise argparse.ArgumentTypeError("size must be at least 32x32")
+    return height, width
+
+
+def _instances(text: str) -> list[int]:
+    try:
+        values = sorted({int(v) for v in text.split(",") if v.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"instances must be comma-separated integers, got {text!r}") from None
+    if not values or values[0] < 1:
+        raise argparse.ArgumentTypeError("instances must be >= 1")
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vos-ros-bench", description=__doc__)
+    parser.add_argument("--instances", type=_instances, default=[1, 2, 3, 4, 5, 8], help="object counts (default 1,2,3,4,5,8)")
+    parser.add_argument("--size", type=_size, default=(480, 854), help="input WIDTHxHEIGHT (default 854x480)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    parser.add_argument("--config", default=None, help=f"network config (default {DEFAULT_CONFIG})")
+    parser.add_argument("--weights", help="checkpoint path (default: shipped weights of the config)")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch (default 2)")
+    parser.add_argument("--frames", type=int, default=10, help="timed frames per run (default 10)")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved runs per object count (default 3)")
+    parser.add_argument("--json", help="write the figures here")
+    parser.add_argument("--plot", help="write a PNG of ms/frame against the object count here")
+    return parser
+
+
+def _plot(results: dict[int, dict], title: str, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = sorted(results)
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot(counts, [results[k]["median_ms"] for k in counts], marker="o")
+    ax.set_xlabel("objects tracked")
+    ax.set_ylabel("ms / frame (median)")
+    ax.set_ylim(bottom=0)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    torch.set_num_threads(args.threads)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*untrained.*")
+            network = build_network(args.config, args.weights, args.device)
+    except ValueError as error:
+        print(f"vos-ros-bench: error: {error}", file=sys.stderr)
+        return 2
+    height, width = args.size
+    results = measure_ms_per_frame(network, args.instances, (height, width), frames=args.frames, repeats=args.repeats)
+    name = network.config.name
+    print(f"config {name}  device {network.device}  input {width}x{height}  threads {args.threads}")
+    print(f"{'objects':>8} {'ms/frame':>9} {'p90':>7} {'FPS':>6}")
+    for k in sorted(results):
+        ms = results[k]["median_ms"]
+        print(f"{k:>8d} {ms:>9.1f} {results[k]['p90_ms']:>7.1f} {1000.0 / ms:>6.1f}")
+    report = {
+        "config": name,
+        "device": str(network.device),
+        "input_size": [width, height],
+        "threads": args.threads,
+        "machine": platform.processor() or platform.machine(),
+        "ms_per_frame": {str(k): v["median_ms"] for k, v in results.items()},
+        "p90_ms": {str(k): v["p90_ms"] for k, v in results.items()},
+    }
+    if 1 in results and 5 in results:
+        report["ratio_5_to_1"] = results[5]["median_ms"] / results[1]["median_ms"]
+        print(f"ratio_5_to_1 {report['ratio_5_to_1']:.3f}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    if args.plot:
+        _plot(results, f"vos_ros {name}, {width}x{height}, {network.device}", args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
