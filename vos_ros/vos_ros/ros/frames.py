@@ -1,0 +1,109 @@
+"""Frame hand-over between the image callback and the inference worker (no rclpy).
+
+``RecentFrames`` keeps the last few decoded frames so that a mask can be applied to the frame
+it was drawn on; ``NewestFrameSlot`` gives the worker always the newest frame, counting the
+frames that a newer one replaced before inference reached them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded input image: its message header, RGB pixels and stamp in nanoseconds."""
+
+    header: object
+    rgb: np.ndarray
+    stamp_ns: int
+    received: float = field(default_factory=time.monotonic)
+
+
+class RecentFrames:
+    """The last ``capacity`` frames, looked up by exact stamp (thread-safe)."""
+
+    def __init__(self, capacity: int):
+        self._frames: deque[Frame] = deque(maxlen=capacity)
+        self._lock = threading.Lock()
+
+    def add(self, frame: Frame) -> None:
+        with self._lock:
+            self._frames.append(frame)
+
+    def resize(self, capacity: int) -> None:
+        """Keep at most ``capacity`` frames from now on (the newest ones survive)."""
+        with self._lock:
+            self._frames = deque(self._frames, maxlen=capacity)
+
+    def find(self, stamp_ns: int) -> Frame | None:
+        """The newest frame with this stamp; stamp 0 means the newest frame of all."""
+        with self._lock:
+            for frame in reversed(self._frames):
+                if stamp_ns == 0 or frame.stamp_ns == stamp_ns:
+                    return frame
+        return None
+
+    def describe(self) -> str:
+        """A short account of what the buffer holds, for error messages."""
+        with self._lock:
+            if not self._frames:
+                return "no frame received yet"
+            stamps = [frame.stamp_ns for frame in self._frames]
+        return f"{len(stamps)} recent frames, stamps {min(stamps) / 1e9:.9f} .. {max(stamps) / 1e9:.9f} s"
+
+    def clear(self) -> None:
+        with self._lock:
+            self._frames.clear()
+
+
+class NewestFrameSlot:
+    """A one-frame mailbox: ``put`` replaces a frame still waiting, ``take`` blocks for the next one."""
+
+    def __init__(self):
+        self._frame: Frame | None = None
+        self._closed = False
+        self._dropped = 0
+        self._cond = threading.Condition()
+
+    @property
+    def dropped(self) -> int:
+        """How many frames were replaced by a newer one before they were taken."""
+        with self._cond:
+            return self._dropped
+
+    def put(self, frame: Frame) -> bool:
+        """Offer a frame; returns True when it replaced one that was still waiting."""
+        with self._cond:
+            replaced = self._frame is not None
+            if replaced:
+                self._dropped += 1
+            self._frame = frame
+            self._cond.notify()
+            return replaced
+
+    def take(self, timeout: float | None = None) -> Frame | None:
+        """The waiting frame (removing it), or None after ``timeout`` seconds or once closed."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._frame is not None or self._closed, timeout)
+            if self._closed:
+                return None
+            frame, self._frame = self._frame, None
+            return frame
+
+    def discard_older_than(self, stamp_ns: int) -> None:
+        """Forget a waiting frame stamped before ``stamp_ns`` (it predates a new mask)."""
+        with self._cond:
+            if self._frame is not None and self._frame.stamp_ns < stamp_ns:
+                self._frame = None
+
+    def close(self) -> None:
+        """Wake the consumer for good; ``take`` returns None from now on."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()

@@ -1,0 +1,100 @@
+"""The node's parameters: defaults, descriptions, ranges and validation in one table."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+
+from vos_ros.model import CONFIGS
+
+CONFIG_NAMES = tuple(CONFIGS)
+MIN_SHORT_SIDE = 32
+
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+def _config_name(value: str) -> str | None:
+    return None if value in CONFIG_NAMES else f"unknown config {value!r} (choose one of {', '.join(CONFIG_NAMES)})"
+
+
+def _weights_path(value: str) -> str | None:
+    if value and not os.path.isfile(value):
+        return f"weights file {value!r} does not exist"
+    return None
+
+
+def _short_side(value: int) -> str | None:
+    if 0 < value < MIN_SHORT_SIDE:
+        return f"short_side {value} is too small: use 0 (the config's own) or at least {MIN_SHORT_SIDE}"
+    return None
+
+
+def _device(value: str) -> str | None:
+    return None if _DEVICE.match(value) else f"device {value!r} is not auto, cpu, cuda or cuda:N"
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One declared parameter. ``read_only`` marks values that only take effect on a restart."""
+
+    name: str
+    default: bool | int | float | str
+    description: str
+    read_only: bool = False
+    int_range: tuple[int, int] | None = None
+    float_range: tuple[float, float] | None = None
+    check: Callable[[str], str | None] | None = None
+
+    def descriptor(self) -> ParameterDescriptor:
+        """The ROS descriptor (description, range, read-only flag) of this parameter."""
+        desc = ParameterDescriptor(name=self.name, description=self.description, read_only=self.read_only)
+        if self.int_range is not None:
+            desc.integer_range = [IntegerRange(from_value=self.int_range[0], to_value=self.int_range[1], step=1)]
+        if self.float_range is not None:
+            desc.floating_point_range = [
+                FloatingPointRange(from_value=self.float_range[0], to_value=self.float_range[1], step=0.0)
+            ]
+        return desc
+
+    def problem(self, value) -> str | None:
+        """Why ``value`` is not acceptable for this parameter, or None when it is."""
+        if type(value) is not type(self.default):
+            return f"{self.name} must be of type {type(self.default).__name__}, got {type(value).__name__}"
+        if self.int_range is not None and not self.int_range[0] <= value <= self.int_range[1]:
+            return f"{self.name}={value} is outside [{self.int_range[0]}, {self.int_range[1]}]"
+        if self.float_range is not None and not self.float_range[0] <= value <= self.float_range[1]:
+            return f"{self.name}={value} is outside [{self.float_range[0]}, {self.float_range[1]}]"
+        if self.check is not None:
+            return self.check(value)
+        return None
+
+
+PARAMETERS: tuple[ParamSpec, ...] = (
+    ParamSpec("config", "matching", f"Network config: {', '.join(CONFIG_NAMES)}.", read_only=True, check=_config_name),
+    ParamSpec("weights", "", "Checkpoint file for the config; empty selects its default weights.", read_only=True,
+              check=_weights_path),
+    ParamSpec("device", "auto", "Inference device: auto (CUDA when available), cpu, cuda or cuda:N.", read_only=True,
+              check=_device),
+    ParamSpec("short_side", 0, "Short side in pixels that frames are resized to for the network; 0 uses the "
+              "config's own.", read_only=True, int_range=(0, 4096), check=_short_side),
+    ParamSpec("torch_threads", 0, "CPU threads for PyTorch; 0 keeps PyTorch's default.", read_only=True,
+              int_range=(0, 256)),
+    ParamSpec("max_objects", 64, "Most objects tracked at once.", read_only=True, int_range=(1, 65535)),
+    ParamSpec("lost_threshold", 0.3, "Object score below which an object is reported LOST.",
+              float_range=(0.0, 1.0)),
+    ParamSpec("overlay_alpha", 0.5, "Opacity of the object colours in ~/overlay.", float_range=(0.0, 1.0)),
+    ParamSpec("frame_buffer_size", 30, "Recent frames kept so that ~/set_initial_mask can find the frame of a "
+              "mask's stamp.", int_range=(1, 1000)),
+    ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", read_only=True,
+              float_range=(0.1, 60.0)),
+    ParamSpec("input_timeout", 2.0, "Seconds without an input frame after which diagnostics report a warning.",
+              float_range=(0.1, 3600.0)),
+    ParamSpec("warn_throttle", 5.0, "Least seconds between repeated warnings about bad input.",
+              float_range=(0.0, 3600.0)),
+)
+
+SPECS = {spec.name: spec for spec in PARAMETERS}
