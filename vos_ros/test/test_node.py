@@ -1,0 +1,279 @@
+"""vos_node as a separate process over real DDS: tracking, headers, overlay, services, bad input,
+newest-frame behaviour and clean shutdown. One node process serves the whole module; the tests
+run in file order on one continuous synthetic clip, each giving its own initial mask."""
+
+import time
+
+import numpy as np
+import pytest
+from node_harness import Client, free_domain_id, make_header, start_node, stamp_of
+from sensor_msgs.msg import Image
+
+from vos_ros.ros.convert import labels_to_image, mask_to_labels, rgb_to_image
+from vos_ros.synthetic import make_clip
+
+HEIGHT, WIDTH = 180, 240
+SHORT_SIDE = 192  # the `matching` config needs objects several feature cells wide
+MIN_IOU = 0.5  # generous: the training-free `matching` config, a few frames after each mask
+
+
+class Stream:
+    """The clip's frames in order, each taken once; ``truth`` is the label map of the last frame taken."""
+
+    def __init__(self):
+        self.clip = make_clip(num_objects=3, num_frames=120, size=(HEIGHT, WIDTH), seed=1, speed=1.5)
+        self.index = -1
+
+    def next(self) -> tuple[np.ndarray, np.ndarray]:
+        self.index += 1
+        return self.clip.frames[self.index], self.clip.labels[self.index]
+
+
+def iou(labels: np.ndarray, truth: np.ndarray, object_id: int) -> float:
+    a, b = labels == object_id, truth == object_id
+    return float((a & b).sum() / max(1, (a | b).sum()))
+
+
+@pytest.fixture(scope="module")
+def stream():
+    return Stream()
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory):
+    domain = free_domain_id()
+    process = start_node(
+        ["-p", f"short_side:={SHORT_SIDE}", "-p", "diagnostics_period:=0.2", "-p", "torch_threads:=2"],
+        tmp_path_factory.mktemp("vos_node") / "vos_node.log",
+        domain,
+    )
+    client = None
+    try:
+        client = Client(domain, process)
+        client.wait_ready()
+        yield client
+    finally:
+        if client is not None:
+            client.close()
+        process.stop()
+
+
+def track(node: Client, stream: Stream, frames: int) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """Send the next ``frames`` frames one by one; (labels, truth, stamp) of each."""
+    out = []
+    for _ in range(frames):
+        rgb, truth = stream.next()
+        msg, header = node.send_frame(rgb)
+        out.append((mask_to_labels(msg), truth, stamp_of(header)))
+    return out
+
+
+def start_tracking(node: Client, stream: Stream, ids=(1, 2, 3), names=()) -> int:
+    """Give the objects ``ids`` of the next frame (their true masks); returns that frame's stamp."""
+    rgb, truth = stream.next()
+    _, header = node.send_frame(rgb)
+    response = node.set_initial_mask(np.where(np.isin(truth, ids), truth, 0), stamp_of(header), names=names)
+    assert response.success, response.message
+    assert list(response.object_ids) == sorted(ids)
+    return stamp_of(header)
+
+
+def mean_iou(frames, object_id: int) -> float:
+    return float(np.mean([iou(labels, truth, object_id) for labels, truth, _ in frames]))
+
+
+def test_labels_track_the_clip_with_the_input_header(node, stream):
+    rgb, truth = stream.next()
+    first, header = node.send_frame(rgb)
+    assert not mask_to_labels(first).any(), "before a mask every pixel is background"
+    assert node.tracked(stamp_of(header)).objects == []
+
+    initial = np.where(truth == 3, 0, truth)  # objects 1 and 2; 3 is added later
+    response = node.set_initial_mask(initial, stamp_of(header), names=["disc", "box"])
+    assert response.success, response.message
+    assert list(response.object_ids) == [1, 2]
+
+    ious = {1: [], 2: []}
+    for index in range(10):
+        rgb, truth = stream.next()
+        msg, header = node.send_frame(rgb, encoding="bgr8" if index % 2 else "rgb8")
+        assert (msg.encoding, msg.height, msg.width) == ("mono16", HEIGHT, WIDTH)
+        assert msg.header.stamp == header.stamp and msg.header.frame_id == header.frame_id
+        labels = mask_to_labels(msg)
+        assert set(np.unique(labels)) <= {0, 1, 2}
+        for k in ious:
+            ious[k].append(iou(labels, truth, k))
+        objects = node.tracked(stamp_of(header))
+        assert objects.header.stamp == header.stamp and objects.header.frame_id == header.frame_id
+        assert [(o.id, o.label) for o in objects.objects] == [(1, "disc"), (2, "box")]
+        for obj in objects.objects:
+            ys, xs = np.nonzero(labels == obj.id)
+            assert obj.area == len(ys)
+            if obj.area:
+                assert (obj.bbox.x_offset, obj.bbox.y_offset) == (xs.min(), ys.min())
+                assert (obj.bbox.width, obj.bbox.height) == (xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)
+                assert obj.centroid_x == pytest.approx(xs.mean(), abs=1e-3)
+            assert np.isnan(obj.position.x) and np.isnan(obj.position.z)
+    for k, values in ious.items():
+        assert np.mean(values) >= MIN_IOU, (k, values)
+
+
+def test_overlay_only_while_subscribed(node, stream):
+    track(node, stream, 2)
+    assert int(node.latest_diagnostics()["overlays_published"]) == 0
+
+    node.subscribe_overlay()
+    stamps = []
+    for _ in range(10):  # the node sees the new subscriber after discovery
+        rgb, _ = stream.next()
+        msg, header = node.send_frame(rgb)
+        stamps.append(stamp_of(header))
+        if node.wait(lambda: stamps[-1] in node.overlays, 2.0):
+            break
+    overlay = node.overlays[stamps[-1]]
+    assert (overlay.encoding, overlay.height, overlay.width) == ("rgb8", HEIGHT, WIDTH)
+    assert overlay.header.stamp == header.stamp and overlay.header.frame_id == header.frame_id
+    labels = mask_to_labels(msg)
+    pixels = np.frombuffer(bytes(overlay.data), np.uint8).reshape(HEIGHT, WIDTH, 3)
+    background = labels == 0
+    np.testing.assert_array_equal(pixels[background], rgb[background])
+    changed = np.any(pixels != rgb, axis=2)
+    assert changed[~background].mean() > 0.9, "objects are tinted"
+
+    node.unsubscribe_overlay()
+    counts = []
+    for _ in range(10):  # until the node has seen the subscriber go
+        track(node, stream, 1)
+        counts.append(int(node.latest_diagnostics()["overlays_published"]))
+        if len(counts) >= 3 and counts[-1] == counts[-3]:
+            break
+    assert counts[-1] == counts[-3], f"overlays still computed without a subscriber: {counts}"
+
+
+def test_append_remove_and_reset(node, stream):
+    start_tracking(node, stream, ids=(1, 2), names=["disc", "box"])
+    rgb, truth = stream.next()
+    _, header = node.send_frame(rgb)
+    stamp = stamp_of(header)
+
+    again = node.set_initial_mask(np.where(truth == 1, 1, 0), stamp, append=True)
+    assert not again.success and "already tracked" in again.message
+
+    added = node.set_initial_mask(np.where(truth == 3, 3, 0), stamp, names=["third"], append=True)
+    assert added.success, added.message
+    assert list(added.object_ids) == [3]
+    frames = track(node, stream, 4)
+    for k in (1, 2, 3):
+        assert mean_iou(frames, k) >= MIN_IOU, k
+    objects = node.tracked(frames[-1][2]).objects
+    assert [(o.id, o.label) for o in objects] == [(1, "disc"), (2, "box"), (3, "third")]
+
+    removed = node.remove_objects([2])
+    assert removed.success, removed.message
+    frames = track(node, stream, 2)
+    for labels, truth, stamp in frames:
+        assert 2 not in labels
+        assert [o.id for o in node.tracked(stamp).objects] == [1, 3]
+        # the remaining objects keep their ids: pixels labelled k lie on object k
+        for k in (1, 3):
+            assert (labels == k).any() and (truth[labels == k] == k).mean() >= 0.5, k
+    assert mean_iou(frames, 1) >= MIN_IOU
+
+    unknown = node.remove_objects([2, 3])
+    assert not unknown.success and "2" in unknown.message
+    assert [o.id for o in node.tracked(track(node, stream, 1)[0][2]).objects] == [1, 3], "nothing removed"
+
+    reset = node.reset_node()
+    assert reset.success, reset.message
+    labels, _, stamp = track(node, stream, 1)[0]
+    assert not labels.any()
+    assert node.tracked(stamp).objects == []
+
+
+def mono8(labels: np.ndarray, header) -> Image:
+    msg = labels_to_image(labels, header)
+    msg.encoding, msg.step = "mono8", labels.shape[1]
+    msg.data = labels.astype(np.uint8).tobytes()
+    return msg
+
+
+def test_bad_masks_are_refused_and_tracking_goes_on(node, stream):
+    rgb, truth = stream.next()
+    _, header = node.send_frame(rgb)
+    stamp = stamp_of(header)
+    accepted = node.set_initial_mask(mono8(truth, header), names=["a", "b", "c"])
+    assert accepted.success, accepted.message
+    assert list(accepted.object_ids) == [1, 2, 3]
+    track(node, stream, 1)
+
+    same = make_header(stamp)
+    cases = {
+        "wrong size": (labels_to_image(truth[:-8], same), f"mask is {WIDTH}x{HEIGHT - 8} but its frame is {WIDTH}x{HEIGHT}"),
+        "colour mask": (rgb_to_image(rgb, same), "unsupported encoding 'rgb8'"),
+        "unknown stamp": (labels_to_image(truth, make_header(stamp + 1)), "no recent frame has the mask's stamp"),
+        "empty": (labels_to_image(np.zeros_like(truth), same), "empty"),
+        "truncated": (Image(header=same, height=HEIGHT, width=WIDTH, encoding="mono8", step=WIDTH, data=b"\0" * 10),
+                      "expected step x height"),
+    }
+    for name, (mask, expected) in cases.items():
+        response = node.set_initial_mask(mask)
+        assert not response.success, name
+        assert expected in response.message, (name, response.message)
+    labelled = node.set_initial_mask(truth, stamp, names=["only one name"])
+    assert not labelled.success and "labels" in labelled.message
+
+    after = track(node, stream, 3)
+    for k in (1, 2, 3):
+        assert mean_iou(after, k) >= MIN_IOU, k
+    assert [(o.id, o.label) for o in node.tracked(after[-1][2]).objects] == [(1, "a"), (2, "b"), (3, "c")]
+
+
+def test_bad_frames_are_dropped_counted_and_tracking_goes_on(node, stream):
+    start_tracking(node, stream)
+    bad_before = int(node.latest_diagnostics()["bad_frames"])
+    rgb, _ = stream.next()
+    yuv = rgb_to_image(rgb, make_header(time.time_ns()))
+    yuv.encoding = "yuv422"
+    truncated = rgb_to_image(rgb, make_header(time.time_ns() + 1))
+    truncated.data = bytes(truncated.data)[:-1]
+    for msg in (yuv, truncated):
+        node.image_pub.publish(msg)
+    deadline = time.monotonic() + 10.0
+    while int(node.latest_diagnostics()["bad_frames"]) < bad_before + 2:
+        assert time.monotonic() < deadline, "bad frames not counted"
+    assert stamp_of(yuv.header) not in node.labels and stamp_of(truncated.header) not in node.labels
+
+    frames = track(node, stream, 3)
+    for k in (1, 2, 3):
+        assert mean_iou(frames, k) >= MIN_IOU, k
+    assert "unsupported encoding 'yuv422'" in node.process.log_path.read_text()
+
+
+def test_newest_frame_under_a_fast_publisher(node, stream):
+    start_tracking(node, stream)
+    track(node, stream, 2)
+    diagnostics = node.latest_diagnostics()
+    dropped_before, model_ms = int(diagnostics["frames_dropped"]), float(diagnostics["model_ms"])
+    stamps = []
+    for _ in range(30):  # 100 Hz: far faster than inference
+        rgb, _ = stream.next()
+        stamps.append(time.time_ns())
+        node.publish(rgb, stamps[-1])
+        time.sleep(0.01)
+    assert node.wait(lambda: stamps[-1] in node.labels, 20.0), "the newest frame is always processed"
+    answered = [s for s in stamps if s in node.labels]
+    assert len(answered) < len(stamps), "inference cannot keep up with 100 Hz, so frames were skipped"
+    latencies_ms = [(node.label_times[s] - s) / 1e6 for s in answered]
+    # no queue builds up: every answer comes within a few inference times of its frame
+    assert max(latencies_ms) < 4 * model_ms + 1000, (model_ms, latencies_ms)
+    diagnostics = node.latest_diagnostics()
+    assert int(diagnostics["frames_dropped"]) > dropped_before
+    assert float(diagnostics["latency_ms"]) > 0
+    assert diagnostics["objects_tracked"] == "3"
+
+
+def test_sigint_stops_the_node_cleanly(node):
+    code = node.process.stop()
+    log = node.process.log_path.read_text()
+    assert code == 0, log
+    assert "shutting down" in log and "Traceback" not in log
