@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -27,6 +28,13 @@ MAX_OBJECT_ID = 65535
 MIN_IMAGE_SIDE = 16
 
 Labels = Sequence[str] | Mapping[int, str] | None
+
+
+@functools.lru_cache(maxsize=4)
+def _pixel_coordinates(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Flattened row and column index of every pixel (cached per image size)."""
+    ys, xs = np.indices(shape)
+    return ys.ravel(), xs.ravel()
 
 
 def check_image(image: np.ndarray) -> None:
@@ -214,9 +222,9 @@ class Session:
         flat = slots.ravel()
         area = np.bincount(flat, minlength=count)
         score_sum = np.bincount(flat, weights=confidence.ravel(), minlength=count)
-        ys, xs = np.indices(slots.shape)
-        sum_x = np.bincount(flat, weights=xs.ravel(), minlength=count)
-        sum_y = np.bincount(flat, weights=ys.ravel(), minlength=count)
+        ys, xs = _pixel_coordinates(slots.shape)
+        sum_x = np.bincount(flat, weights=xs, minlength=count)
+        sum_y = np.bincount(flat, weights=ys, minlength=count)
         results = []
         for slot, object_id in enumerate(self.objects.ids, start=1):
             pixels = int(area[slot])
