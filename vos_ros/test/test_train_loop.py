@@ -1,0 +1,102 @@
+"""The training loop on tiny synthetic clips: the loss falls, resuming is exact, outputs are written."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from vos_ros.model import build_network
+from vos_ros.synthetic import make_clip
+from vos_ros.train.clips import ArrayVideo, ClipSpec, make_training_clip
+from vos_ros.train.loop import Trainer, TrainSettings, learning_rate, read_log
+from vos_ros.train.objective import collate
+
+SPEC = ClipSpec(short_side=96, crop=(64, 96), prediction_probability=0.0, perturb_probability=0.0)
+
+
+def _videos():
+    return [ArrayVideo(c.frames, c.labels) for c in (make_clip(2, 6, (96, 128), seed=s) for s in range(2))]
+
+
+def _held_out_loss(trainer, batches):
+    trainer.objective.eval()
+    with torch.no_grad():
+        return float(np.mean([float(trainer.objective(**batch)["total"]) for batch in batches]))
+
+
+def test_a_few_steps_lower_the_loss_on_held_out_clips(tmp_path):
+    videos = _videos()
+    settings = TrainSettings(config="fast", steps=25, lr=3e-3, warmup=1, checkpoint_every=100)
+    trainer = Trainer(videos, tmp_path, settings, SPEC, progress=False)
+    batches = [collate([make_training_clip(videos, SPEC, np.random.default_rng([99, i]))], torch.device("cpu")) for i in range(4)]
+    before = _held_out_loss(trainer, batches)
+    trainer.run()
+    after = _held_out_loss(trainer, batches)
+    assert after < 0.8 * before
+    records = read_log(tmp_path / "train_log.jsonl")
+    assert [r["step"] for r in records] == list(range(1, 26))
+    assert {"loss_total", "loss_fg", "loss_instance", "loss_fused", "lr", "s_per_step", "grad_norm"} <= set(records[0])
+    assert (tmp_path / "loss_curve.png").stat().st_size > 1000
+    loaded = build_network(weights=tmp_path / "weights.pt", device="cpu")
+    assert loaded.config.name == "fast"
+    for name, value in trainer.network.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], value), name
+
+
+def test_backbone_stays_frozen(tmp_path):
+    trainer = Trainer(_videos(), tmp_path, TrainSettings(config="fast", steps=2, warmup=1), SPEC, progress=False)
+    backbone = {k: v.clone() for k, v in trainer.network.backbone.state_dict().items()}
+    heads = trainer.network.key_head.out.weight.clone()
+    trainer.run()
+    for name, value in trainer.network.backbone.state_dict().items():
+        assert torch.equal(value, backbone[name]), name
+    assert not torch.equal(trainer.network.key_head.out.weight, heads)
+
+
+def test_resuming_a_checkpoint_continues_exactly_like_an_uninterrupted_run(tmp_path):
+    videos = _videos()
+    settings = TrainSettings(config="fast", steps=4, warmup=2, checkpoint_every=2, seed=7)
+    spec = ClipSpec(short_side=96, crop=(64, 96))
+    Trainer(videos, tmp_path / "whole", settings, spec, progress=False).run()
+    whole = read_log(tmp_path / "whole" / "train_log.jsonl")
+    resumed = Trainer(videos, tmp_path / "resumed", settings, spec, progress=False)
+    resumed.resume(tmp_path / "whole" / "checkpoint-000002.pt")
+    assert resumed.step == 2
+    resumed.run()
+    tail = read_log(tmp_path / "resumed" / "train_log.jsonl")
+    assert [r["step"] for r in tail] == [3, 4]
+    for expected, got in zip(whole[2:], tail):
+        for key in ("loss_total", "loss_fg", "loss_instance", "loss_fused", "grad_norm", "lr"):
+            assert got[key] == expected[key], key
+    assert whole[2]["loss_total"] != whole[0]["loss_total"]
+    final_whole = torch.load(tmp_path / "whole" / "weights.pt", weights_only=True)["state_dict"]
+    final_resumed = torch.load(tmp_path / "resumed" / "weights.pt", weights_only=True)["state_dict"]
+    for name, value in final_whole.items():
+        assert torch.equal(final_resumed[name], value), name
+
+
+def test_resume_rejects_plain_weights_and_other_configs(tmp_path):
+    videos = _videos()
+    Trainer(videos, tmp_path / "a", TrainSettings(config="fast", steps=1, warmup=1), SPEC, progress=False).run()
+    trainer = Trainer(videos, tmp_path / "b", TrainSettings(config="fast", steps=2), SPEC, progress=False)
+    with pytest.raises(ValueError, match="not a training checkpoint"):
+        trainer.resume(tmp_path / "a" / "weights.pt")
+    other = Trainer(videos, tmp_path / "c", TrainSettings(config="full", steps=2), SPEC, progress=False)
+    with pytest.raises(ValueError, match="config 'fast'"):
+        other.resume(tmp_path / "a" / "checkpoint-000001.pt")
+
+
+def test_learning_rate_warms_up_then_decays_to_the_floor():
+    settings = TrainSettings(config="fast", steps=100, lr=1e-3, warmup=10, min_lr_fraction=0.05)
+    rates = [learning_rate(s, settings) for s in range(100)]
+    assert rates[0] < rates[5] < rates[9] == pytest.approx(1e-3)
+    assert all(a >= b for a, b in zip(rates[10:], rates[11:]))
+    assert learning_rate(100, settings) == pytest.approx(5e-5)
+
+
+def test_settings_reject_nonsense():
+    with pytest.raises(ValueError, match="steps"):
+        TrainSettings(config="fast", steps=0)
+    with pytest.raises(ValueError, match="nothing to learn"):
+        Trainer(_videos(), "unused", TrainSettings(config="matching", steps=1), SPEC, progress=False)

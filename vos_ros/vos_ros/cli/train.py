@@ -1,0 +1,109 @@
+"""vos-ros-train: learn the heads of a config on a DAVIS-layout folder (multi-process with torchrun)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from vos_ros.cli.eval import format_table
+from vos_ros.engine.errors import VosError
+from vos_ros.eval.davis import DavisDataset, DavisError
+from vos_ros.eval.runner import evaluate
+from vos_ros.model import CONFIGS, resolve_device
+from vos_ros.train.clips import ClipSpec
+from vos_ros.train.distributed import init_distributed, shutdown_distributed
+from vos_ros.train.loop import WEIGHTS_NAME, Trainer, TrainSettings
+
+LEARNED = sorted(name for name, config in CONFIGS.items() if config.learned)
+
+
+def _crop(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"crop must look like 448x256, got {text!r}") from None
+    if min(width, height) < 32 or width % 16 or height % 16:
+        raise argparse.ArgumentTypeError(f"crop sides must be multiples of 16 and >= 32, got {text!r}")
+    return height, width
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vos-ros-train",
+        description=(
+            "Train the embedding heads, prototype relation and decoder of a learned config on "
+            "(anchor, previous, current) clips with pasted multi-object composites; the ImageNet "
+            "backbone stays frozen. Writes train_log.jsonl, checkpoint-<step>.pt, weights.pt, "
+            "loss_curve.png and eval_<split>.json to --out. Under 'torchrun --nproc_per_node N' "
+            "it trains with DistributedDataParallel (gloo on CPU, nccl on CUDA)."
+        ),
+    )
+    parser.add_argument("--config", required=True, choices=LEARNED, help="learned config to train")
+    parser.add_argument("--data", required=True, help="DAVIS-layout folder (JPEGImages/, Annotations/, ImageSets/)")
+    parser.add_argument("--split", required=True, help="split to train on (name under ImageSets/ or a list file)")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--resume", help="training checkpoint to continue from")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    parser.add_argument("--steps", type=int, default=2000, help="total optimisation steps (default 2000)")
+    parser.add_argument("--batch-size", type=int, default=1, help="clips per step and process (default 1)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
+    parser.add_argument("--crop", type=_crop, default=(256, 448), help="training crop WxH at the config's scale (default 448x256)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of initialisation and clip sampling (default 0)")
+    parser.add_argument("--checkpoint-every", type=int, default=250, help="steps between checkpoints (default 250)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads per process (default: torch's choice)")
+    parser.add_argument("--eval-split", default="dev", help="split scored at the end with the vos-ros-eval code (default dev)")
+    parser.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    context = None
+    try:
+        dataset = DavisDataset(args.data)
+        videos = [dataset.sequence(name) for name in dataset.split(args.split)]
+        eval_names = None if args.no_eval else dataset.split(args.eval_split)
+        settings = TrainSettings(
+            config=args.config,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            seed=args.seed,
+            checkpoint_every=args.checkpoint_every,
+        )
+        spec = ClipSpec(short_side=CONFIGS[args.config].short_side, crop=args.crop)
+        context = init_distributed(resolve_device(args.device))
+        trainer = Trainer(videos, args.out, settings, spec, context, progress=not args.no_progress)
+        if args.resume:
+            trainer.resume(args.resume)
+        network = trainer.run()
+        if eval_names is not None and context.is_main:
+            report = evaluate(network, dataset.root, eval_names, progress=not args.no_progress)
+            report = {
+                "davis": str(dataset.root),
+                "split": args.eval_split,
+                "config": args.config,
+                "weights": str(Path(args.out) / WEIGHTS_NAME),
+                "device": str(network.device),
+                **report,
+            }
+            (Path(args.out) / f"eval_{Path(args.eval_split).stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+            print(format_table(report))
+    except (DavisError, VosError, ValueError, OSError) as error:
+        print(f"vos-ros-train: error: {error}", file=sys.stderr)
+        return 2
+    finally:
+        if context is not None:
+            shutdown_distributed(context)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
