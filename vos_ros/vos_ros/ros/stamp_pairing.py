@@ -1,0 +1,62 @@
+"""Pairing of messages from two topics by stamp (message_filters is not available here; no rclpy)."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Lookup(Generic[T]):
+    """The result of a lookup: the partner (None when none is close enough) and the offset in
+    nanoseconds of the nearest buffered stamp (None when the buffer is empty)."""
+
+    item: T | None
+    offset_ns: int | None
+
+
+class StampBuffer(Generic[T]):
+    """The last ``capacity`` items by stamp; a lookup takes an exact match, else the nearest item
+    within ``slop_ns`` (thread-safe; never blocks for longer than a lock)."""
+
+    def __init__(self, capacity: int, slop_ns: int):
+        if capacity < 1 or slop_ns < 0:
+            raise ValueError(f"capacity must be >= 1 and slop >= 0, got {capacity} and {slop_ns}")
+        self._items: deque[tuple[int, T]] = deque(maxlen=capacity)
+        self._lock = threading.Lock()
+        self.slop_ns = slop_ns
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+    def add(self, stamp_ns: int, item: T) -> None:
+        with self._lock:
+            self._items.append((stamp_ns, item))
+
+    def resize(self, capacity: int) -> None:
+        """Keep at most ``capacity`` items from now on (the newest survive)."""
+        with self._lock:
+            self._items = deque(self._items, maxlen=capacity)
+
+    def lookup(self, stamp_ns: int) -> Lookup[T]:
+        """The partner of ``stamp_ns``: the newest item with that stamp, else the nearest within the slop."""
+        with self._lock:
+            best: tuple[int, T] | None = None
+            for stamp, item in reversed(self._items):
+                if best is None or abs(stamp - stamp_ns) < abs(best[0] - stamp_ns):
+                    best = (stamp, item)
+                if stamp == stamp_ns:
+                    break
+        if best is None:
+            return Lookup(None, None)
+        offset = best[0] - stamp_ns
+        return Lookup(best[1] if abs(offset) <= self.slop_ns else None, offset)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
