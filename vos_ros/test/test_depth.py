@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 from depth_scene import Scene, depth_image
-from sensor_msgs.msg import CameraInfo, PointField
+from sensor_msgs.msg import CameraInfo, Image, PointField
 from std_msgs.msg import Header
 from visualization_msgs.msg import Marker
 
@@ -18,6 +18,7 @@ from vos_ros.ros.depth import (
     labels_at,
     locate_objects,
 )
+from vos_ros.ros.depth_fusion import DepthFusion, Located
 from vos_ros.ros.spatial_messages import ObjectMarkers, objects_cloud
 from vos_ros.ros.stamp_pairing import StampBuffer
 
@@ -260,3 +261,39 @@ def test_markers_follow_positions_and_are_deleted_when_unknown_or_gone():
     second = markers.update([(1, "chair", None)], header(13))  # 1 lost, 2 removed
     assert [(m.id, m.action) for m in second.markers] == [(1, Marker.DELETE), (2, Marker.DELETE)]
     assert markers.update([], header(14)).markers == []
+
+
+# the node's depth inputs ---------------------------------------------------------------------------
+
+
+def fusion_locate(fusion, scene, stamp_ns, slop_s=0.01):
+    view = scene.render()
+    return fusion.locate(stamp_ns, view.labels, [1, 2], slop_s=slop_s, erosion=2, min_valid=10, cloud_stride=2)
+
+
+def test_fusion_pairs_depth_by_stamp_and_names_what_is_missing(scene):
+    fusion = DepthFusion(slop_s=0.01)
+    assert fusion_locate(fusion, scene, 1_000_000_000) == Located(None), "no depth yet: silently nothing"
+    fusion.add_depth(depth_image(scene.render(80, 60).depth, "16UC1"), 1_000_000_000)
+    assert "no CameraInfo received yet" in fusion_locate(fusion, scene, 1_000_000_000).problem
+    with pytest.raises(DepthError, match="focal length"):
+        fusion.set_camera_info(scene.camera_info(focal_scale=0.0))
+    assert "refused CameraInfo" in fusion_locate(fusion, scene, 1_000_000_000).problem
+    fusion.set_camera_info(scene.camera_info())
+    result = fusion_locate(fusion, scene, 1_005_000_000)
+    assert result.problem is None
+    for patch in scene.patches:
+        assert result.geometry.positions[patch.id] == pytest.approx(patch.centre, abs=TOLERANCE_M)
+    assert len(result.geometry.points) > 0
+    far = fusion_locate(fusion, scene, 1_500_000_000)
+    assert far.geometry is None and "nearest is -0.500 s away" in far.problem
+    assert fusion_locate(fusion, scene, 1_500_000_000, slop_s=1.0).problem is None, "the slop is live"
+
+
+def test_fusion_refuses_depth_it_cannot_register(scene):
+    fusion = DepthFusion(slop_s=0.0)
+    fusion.set_camera_info(scene.camera_info())
+    with pytest.raises(DepthError, match="unsupported depth encoding 'bgr8'"):
+        fusion.add_depth(Image(height=1, width=1, encoding="bgr8", step=3, data=[0, 0, 0]), 5)
+    fusion.add_depth(depth_image(np.ones((90, 160), np.float32), "32FC1"), 5)
+    assert "aspect ratios differ" in fusion_locate(fusion, scene, 5).problem
