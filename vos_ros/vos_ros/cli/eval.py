@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             split = args.split or dataset.default_split()
             sequences = dataset.split(split)
+        for name in sequences:  # fail on a bad layout before loading the network
+            dataset.sequence(name)
         network = build_network(args.config, args.weights, args.device)
         report = evaluate(
             network, dataset.root, sequences, save_masks=args.save_masks, progress=not args.no_progress
