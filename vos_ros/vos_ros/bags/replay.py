@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import queue
 import shutil
 import tempfile
 import threading
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import rclpy
 from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 from rosgraph_msgs.msg import Clock
@@ -38,6 +39,7 @@ from .typestore import CLOCK_TYPE, DIAGNOSTICS_TYPE, IMAGE_TYPE, TRACKED_OBJECTS
 
 DIAGNOSTICS_TOPIC = "/diagnostics"
 CLOCK_TOPIC = "/clock"
+MAX_CONSECUTIVE_MISSES = 3  # at rate 0: frames in a row without labels before the replay gives up
 
 
 class ReplayError(RuntimeError):
@@ -75,6 +77,7 @@ class ReplayResult:
     recorded: Path | None
     score: BagScore | None
     node_log: Path | None
+    model_ms: float  # median of the model times the node reported on /diagnostics (NaN if none)
 
     @property
     def dropped(self) -> int:
@@ -101,6 +104,7 @@ class ReplayResult:
             "fps": _finite(self.fps),
             "ms_per_frame": _finite(1000 / self.fps if self.fps > 0 else math.nan),
             "latency_ms": {key: _finite(value) for key, value in self.latency_percentiles().items()},
+            "model_ms": _finite(self.model_ms),
             "recorded": str(self.recorded) if self.recorded else None,
         }
         if self.score is not None:
@@ -115,6 +119,8 @@ class ReplayResult:
             f"throughput {fps:.2f} FPS ({1000 / fps if fps > 0 else math.nan:.1f} ms/frame)",
             "end-to-end latency ms: "
             + " ".join(f"{key} {value:.1f}" for key, value in self.latency_percentiles().items()),
+            "model time reported by the node on /diagnostics: "
+            + (f"{self.model_ms:.1f} ms/frame" if math.isfinite(self.model_ms) else "none received"),
         ]
         if self.recorded:
             lines.append(f"recorded {self.recorded}")
@@ -180,60 +186,85 @@ def _matching_qos(endpoints) -> QoSProfile:
     )
 
 
-def _wait(condition: Callable[[], bool], timeout: float, alive: Callable[[], None], step: float = 0.05) -> bool:
-    """Poll ``condition`` until true or ``timeout`` s passed; ``alive`` raises when the node died."""
+def _wait(condition: Callable[[], bool], timeout: float, check: Callable[[], None], step: float = 0.05) -> bool:
+    """Poll ``condition`` until true or ``timeout`` s passed; ``check`` runs meanwhile (and may raise)."""
     deadline = time.monotonic() + timeout
     while True:
         if condition():
             return True
-        alive()
+        check()
         if time.monotonic() >= deadline:
             return False
         time.sleep(step)
 
 
 class _Session:
-    """The replay's own ROS node: publishers, recorder subscriptions and the answered-frame log."""
+    """The replay's own ROS node: publishers, recording subscriptions and the answered-frame log.
+
+    Subscription callbacks run on an executor thread and only queue what they receive; the bag
+    is written on the calling thread (``check``), as the sqlite3 storage requires.
+    """
 
     def __init__(self, options: ReplayOptions, bag_input: ReplayInput, writer, alive: Callable[[], None]):
         self.options = options
         self.input = bag_input
         self.writer = writer
         self.alive = alive
+        self.sim_time_ns = 0
+        self.published: dict[int, float] = {}
+        self.answered: dict[int, float] = {}
+        self.subscriptions = []
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._answer_event = threading.Condition()
+        self._spin_error: BaseException | None = None
         self.context = Context()
-        rclpy.init(context=self.context)
+        rclpy.init(args=[], context=self.context)
         self.node = rclpy.create_node(f"vos_replay_{os.getpid()}", context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
-        self._thread = threading.Thread(target=self._spin, name="vos-replay-executor", daemon=True)
-        self._thread.start()
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.clock_pub = self.node.create_publisher(Clock, CLOCK_TOPIC, reliable)
         self.image_pub = self.node.create_publisher(Image, options.image_topic, reliable)
         self.mask_client = self.node.create_client(SetInitialMask, node_topic(options.node, "set_initial_mask"))
-        self.sim_time_ns = 0
-        self.published: dict[int, float] = {}
-        self.answered: dict[int, float] = {}
-        self._answer_event = threading.Condition()
-        self.subscriptions = []
+        self._thread = threading.Thread(target=self._spin, name="vos-replay-executor", daemon=True)
+        self._thread.start()
 
     def _spin(self) -> None:
         try:
             self.executor.spin()
-        except Exception:  # noqa: BLE001 - the context was shut down under the spinning executor
+        except ExternalShutdownException:
             pass
+        except Exception as err:  # noqa: BLE001 - reported to the driving thread by check()
+            self._spin_error = err
+
+    def _write_inbox(self) -> None:
+        while True:
+            try:
+                topic, msgtype, timestamp, data = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            self.writer.write_raw(topic, msgtype, timestamp, data)
+
+    def check(self) -> None:
+        """Write what arrived to the bag; raise if the node or the replay's executor died."""
+        self._write_inbox()
+        if self._spin_error is not None:
+            raise ReplayError(f"the replay's ROS executor failed: {self._spin_error!r}")
+        self.alive()
 
     def close(self) -> None:
+        """Stop receiving, then write what is still queued."""
         self.executor.shutdown(timeout_sec=5.0)
+        self._thread.join(timeout=5.0)
         self.node.destroy_node()
         self.context.try_shutdown()
-        self._thread.join(timeout=5.0)
+        self._write_inbox()
 
     # recording ------------------------------------------------------------------------------
 
     def _recorder(self, topic: str, msgtype: str, on_message: Callable[[bytes], None] | None = None):
         def callback(data: bytes) -> None:
-            self.writer.write_raw(topic, msgtype, self.sim_time_ns, data)
+            self._inbox.put((topic, msgtype, self.sim_time_ns, data))
             if on_message is not None:
                 on_message(data)
 
@@ -248,25 +279,25 @@ class _Session:
     def subscribe_outputs(self) -> str:
         """Subscribe to the node's outputs with QoS matching its publishers; returns the labels topic."""
         outputs = [
-            (node_topic(self.options.node, "labels"), Image, IMAGE_TYPE, self._on_labels),
-            (node_topic(self.options.node, "tracked_objects"), None, TRACKED_OBJECTS_TYPE, None),
-            (DIAGNOSTICS_TOPIC, None, DIAGNOSTICS_TYPE, None),
+            (node_topic(self.options.node, "labels"), IMAGE_TYPE, self._on_labels),
+            (node_topic(self.options.node, "tracked_objects"), TRACKED_OBJECTS_TYPE, None),
+            (DIAGNOSTICS_TOPIC, DIAGNOSTICS_TYPE, None),
         ]
         if self.options.record_overlay:
-            outputs.append((node_topic(self.options.node, "overlay"), Image, IMAGE_TYPE, None))
+            outputs.append((node_topic(self.options.node, "overlay"), IMAGE_TYPE, None))
         labels_topic = outputs[0][0]
-        found = _wait(lambda: self.node.count_publishers(labels_topic) > 0, self.options.startup_timeout, self.alive)
+        found = _wait(lambda: self.node.count_publishers(labels_topic) > 0, self.options.startup_timeout, self.check)
         if not found:
             raise ReplayError(f"no publisher of {labels_topic} appeared within {self.options.startup_timeout:.0f} s")
-        for topic, msg_class, msgtype, handler in outputs:
-            msg_class = msg_class or _message_class(msgtype)
+        for topic, msgtype, handler in outputs:
             self.writer.add_topic(topic, msgtype)
             endpoints = self.node.get_publishers_info_by_topic(topic)
             qos = _matching_qos(endpoints) if endpoints else QoSProfile(depth=100)
+            callback = self._recorder(topic, msgtype, handler)
             self.subscriptions.append(
-                self.node.create_subscription(msg_class, topic, self._recorder(topic, msgtype, handler), qos, raw=True)
+                self.node.create_subscription(_message_class(msgtype), topic, callback, qos, raw=True)
             )
-        if not _wait(lambda: self.subscriptions[0].get_publisher_count() > 0, 10.0, self.alive):
+        if not _wait(lambda: self.subscriptions[0].get_publisher_count() > 0, 10.0, self.check):
             raise ReplayError(f"could not connect to {labels_topic}")
         return labels_topic
 
@@ -281,52 +312,50 @@ class _Session:
         self.published.setdefault(stamp, time.monotonic())
         self.image_pub.publish(data)
 
+    def idle(self, seconds: float) -> None:
+        """Wait, recording meanwhile."""
+        _wait(lambda: False, seconds, self.check, step=min(0.05, max(seconds, 0.0)))
+
     def wait_answer(self, stamp: int, timeout: float) -> bool:
-        """Wait until labels with this stamp arrived (or timeout); raises if the node died."""
+        """Wait until labels with this stamp arrived (or timeout), recording meanwhile."""
         deadline = time.monotonic() + timeout
-        with self._answer_event:
-            while stamp not in self.answered:
+        while True:
+            with self._answer_event:
+                if stamp in self.answered:
+                    return True
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
-                self._answer_event.wait(min(remaining, 0.2))
-                self.alive()
-        return True
+                self._answer_event.wait(min(remaining, 0.05))
+            self.check()
 
     def set_initial_mask(self, frame: bytes, attempts: int = 20) -> list[int]:
-        """Send the bag's initial mask; re-publish its frame until the node has it (bounded)."""
-        if not _wait(lambda: self.mask_client.service_is_ready(), self.options.startup_timeout, self.alive):
+        """Send the bag's initial mask; re-publish its frame while the node has not received it (bounded)."""
+        ready = _wait(self.mask_client.service_is_ready, self.options.startup_timeout, self.check)
+        if not ready:
             raise ReplayError(
-                f"service {self.mask_client.srv_name} did not appear within {self.options.startup_timeout:.0f} s"
+                f"service {self.mask_client.service_name} did not appear within {self.options.startup_timeout:.0f} s"
             )
-        if not _wait(lambda: self.image_pub.get_subscription_count() > 0, 10.0, self.alive):
+        if not _wait(lambda: self.image_pub.get_subscription_count() > 0, 10.0, self.check):
             raise ReplayError(f"nobody subscribes to {self.options.image_topic}")
         request = SetInitialMask.Request()
         request.mask = deserialize_message(self.input.mask_cdr, Image)
         request.append = False
-        message = "no answer"
         for _ in range(attempts):
             self.publish_frame(self.input.mask_stamp, frame)
-            time.sleep(0.2)
+            self.idle(0.2)
             response = self._call(request, self.options.frame_timeout)
-            if response is None:
-                message = f"no answer within {self.options.frame_timeout:.0f} s"
-                continue
             if response.success:
                 return list(response.object_ids)
-            message = response.message
-        raise ReplayError(f"vos_node refused the initial mask: {message}")
+        raise ReplayError(f"vos_node refused the initial mask {attempts} times: {response.message}")
 
     def _call(self, request, timeout: float):
         done = threading.Event()
         future = self.mask_client.call_async(request)
         future.add_done_callback(lambda _: done.set())
-        deadline = time.monotonic() + timeout
-        while not done.wait(0.2):
-            self.alive()
-            if time.monotonic() >= deadline:
-                self.mask_client.remove_pending_request(future)
-                return None
+        if not _wait(done.is_set, timeout, self.check):
+            self.mask_client.remove_pending_request(future)
+            raise ReplayError(f"{self.mask_client.service_name} gave no answer within {timeout:.0f} s")
         return future.result()
 
 
@@ -334,6 +363,19 @@ def _message_class(msgtype: str):
     package, kind, name = msgtype.split("/")
     module = __import__(f"{package}.{kind}", fromlist=[name])
     return getattr(module, name)
+
+
+def reported_model_ms(recorded: Path, node: str) -> float:
+    """Median of the ``model_ms`` values in the node's recorded /diagnostics (NaN when there are none)."""
+    prefix = f"{node.rstrip('/')}:"
+    values = []
+    with read_bag(recorded) as bag:
+        for _, _, msg in bag.messages([DIAGNOSTICS_TOPIC]):
+            for status in msg.status:
+                if status.name.startswith(prefix):
+                    values += [float(kv.value) for kv in status.values if kv.key == "model_ms"]
+    values = [v for v in values if math.isfinite(v)]
+    return float(np.median(values)) if values else math.nan
 
 
 def _frames(path: Path, topic: str):
@@ -357,18 +399,23 @@ def _drive(session: _Session, options: ReplayOptions, progress: Callable[[str], 
     start = time.monotonic()
     wall_zero, bag_zero = None, None
     last_stamp = None
-    report_every = max(1, to_answer // 10)
+    report_every = max(1, math.ceil(to_answer / 10))
+    misses = 0
     for count, (bag_time, stamp, data) in enumerate(frames, start=1):
         if options.rate > 0:
             if wall_zero is None:
                 wall_zero, bag_zero = time.monotonic(), bag_time
-            delay = wall_zero + (bag_time - bag_zero) / 1e9 / options.rate - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
+            session.idle(wall_zero + (bag_time - bag_zero) / 1e9 / options.rate - time.monotonic())
         session.publish_frame(stamp, data)
         last_stamp = stamp
-        if options.rate == 0 and not session.wait_answer(stamp, options.frame_timeout):
-            progress(f"no labels for stamp {stamp} within {options.frame_timeout:.0f} s: frame counted as dropped")
+        if options.rate == 0:
+            if session.wait_answer(stamp, options.frame_timeout):
+                misses = 0
+            else:
+                misses += 1
+                progress(f"no labels for stamp {stamp} within {options.frame_timeout:.0f} s: frame counted as dropped")
+                if misses == MAX_CONSECUTIVE_MISSES:
+                    raise ReplayError(f"vos_node answered none of the last {misses} frames; giving up")
         if count % report_every == 0 or count == to_answer:
             progress(f"frame {count}/{to_answer}: {len(session.answered)} answered")
     if options.rate > 0 and last_stamp is not None:
@@ -410,7 +457,7 @@ def replay(options: ReplayOptions, progress: Callable[[str], None] = print) -> R
             try:
                 labels_topic = session.subscribe_outputs()
                 frames, start, end = _drive(session, options, progress)
-                time.sleep(0.3)  # let the last diagnostics and tracked objects arrive
+                session.idle(0.3)  # let the last diagnostics and tracked objects arrive
             finally:
                 session.close()
     finally:
@@ -418,6 +465,7 @@ def replay(options: ReplayOptions, progress: Callable[[str], None] = print) -> R
             progress(f"vos_node stopped (exit code {process.stop()})")
     answered = [s for s in bag_input.stamps[bag_input.mask_frame + 1 :] if s in session.answered]
     latencies = [1000 * (session.answered[s] - session.published[s]) for s in answered]
+    model_ms = reported_model_ms(recorded, options.node)
     score = None
     if bag_input.has_ground_truth:
         score = score_bags(recorded, options.bag, labels_topic, options.ground_truth_topic)
@@ -430,4 +478,5 @@ def replay(options: ReplayOptions, progress: Callable[[str], None] = print) -> R
         recorded=options.record,
         score=score,
         node_log=log_path if process is not None and log_path.exists() else None,
+        model_ms=model_ms,
     )
