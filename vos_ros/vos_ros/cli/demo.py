@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=Path("demo_output"), help="output folder (default demo_output)")
     parser.add_argument("--objects", type=int, default=3, help="objects in the clip (default 3)")
     parser.add_argument("--frames", type=int, default=90, help="frames in the clip (default 90)")
-    parser.add_argument("--size", type=parse_size, default=(360, 480), help="WIDTHxHEIGHT (default 480x360)")
+    parser.add_argument("--size", type=parse_size, default=(480, 640), help="WIDTHxHEIGHT (default 640x480)")
     parser.add_argument("--seed", type=int, default=7, help="clip seed (default 7)")
     parser.add_argument("--fps", type=float, default=30.0, help="clip frame rate (default 30)")
     parser.add_argument(
