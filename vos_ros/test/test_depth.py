@@ -8,6 +8,7 @@ from depth_scene import Scene, depth_image
 from sensor_msgs.msg import CameraInfo, Image, PointField
 from std_msgs.msg import Header
 from visualization_msgs.msg import Marker
+from vos_ros_interfaces.msg import TrackedObject, TrackedObjectArray
 
 from vos_ros.ros.depth import (
     DepthError,
@@ -19,7 +20,7 @@ from vos_ros.ros.depth import (
     locate_objects,
 )
 from vos_ros.ros.depth_fusion import DepthFusion, Located
-from vos_ros.ros.spatial_messages import ObjectMarkers, objects_cloud
+from vos_ros.ros.spatial_messages import ObjectMarkers, objects_cloud, set_positions
 from vos_ros.ros.stamp_pairing import StampBuffer
 
 TOLERANCE_M = 0.02
@@ -297,3 +298,15 @@ def test_fusion_refuses_depth_it_cannot_register(scene):
         fusion.add_depth(Image(height=1, width=1, encoding="bgr8", step=3, data=[0, 0, 0]), 5)
     fusion.add_depth(depth_image(np.ones((90, 160), np.float32), "32FC1"), 5)
     assert "aspect ratios differ" in fusion_locate(fusion, scene, 5).problem
+
+
+def test_positions_fill_only_known_objects():
+    nan = float("nan")
+    objects = [TrackedObject(id=i) for i in (1, 2)]
+    for obj in objects:
+        obj.position.x = obj.position.y = obj.position.z = nan
+    msg = TrackedObjectArray(objects=objects)
+    set_positions(msg, {1: (0.5, -0.25, 2.0), 2: None})
+    p1, p2 = msg.objects[0].position, msg.objects[1].position
+    assert (p1.x, p1.y, p1.z) == (0.5, -0.25, 2.0)
+    assert np.isnan([p2.x, p2.y, p2.z]).all()

@@ -71,3 +71,11 @@ class ObjectMarkers:
             markers.append(Marker(header=header, ns=MARKER_NAMESPACE, id=object_id, action=Marker.DELETE))
         self._shown = placed
         return MarkerArray(markers=markers)
+
+
+def set_positions(array_msg, positions: dict[int, tuple[float, float, float] | None]) -> None:
+    """Fill TrackedObject.position of the objects with a known position (the others keep NaN)."""
+    for obj in array_msg.objects:
+        position = positions.get(obj.id)
+        if position is not None:
+            obj.position.x, obj.position.y, obj.position.z = (float(c) for c in position)
