@@ -236,11 +236,12 @@ def test_bad_frames_are_dropped_counted_and_tracking_goes_on(node, stream):
     yuv.encoding = "yuv422"
     truncated = rgb_to_image(rgb, make_header(time.time_ns() + 1))
     truncated.data = bytes(truncated.data)[:-1]
-    for msg in (yuv, truncated):
+    # one at a time: the node's input queue holds one frame (depth 1), a second could replace the first
+    for expected, msg in enumerate((yuv, truncated), start=bad_before + 1):
+        deadline = time.monotonic() + 10.0
         node.image_pub.publish(msg)
-    deadline = time.monotonic() + 10.0
-    while int(node.latest_diagnostics()["bad_frames"]) < bad_before + 2:
-        assert time.monotonic() < deadline, "bad frames not counted"
+        while int(node.latest_diagnostics()["bad_frames"]) < expected:
+            assert time.monotonic() < deadline, f"bad frame {msg.encoding} not counted"
     assert stamp_of(yuv.header) not in node.labels and stamp_of(truncated.header) not in node.labels
 
     frames = track(node, stream, 3)

@@ -19,6 +19,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
@@ -42,6 +43,7 @@ from vos_ros.ros.parameters import PARAMETERS, SPECS
 from vos_ros.ros.stats import Counters, SlidingWindow
 
 NODE_NAME = "vos_node"
+IMAGE_TOPIC = "image"  # relative: remap it to the camera topic
 IMAGE_QOS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST,
     depth=1,
@@ -110,7 +112,7 @@ class VosNode(Node):
 
         self._image_sub = self.create_subscription(
             Image,
-            "image",
+            IMAGE_TOPIC,
             self._on_image,
             IMAGE_QOS,
             callback_group=MutuallyExclusiveCallbackGroup(),
@@ -121,8 +123,11 @@ class VosNode(Node):
         self.create_service(SetInitialMask, "~/set_initial_mask", self._on_set_initial_mask, callback_group=services)
         self.create_service(RemoveObjects, "~/remove_objects", self._on_remove_objects, callback_group=services)
         self.create_service(Trigger, "~/reset", self._on_reset, callback_group=services)
-        self.create_timer(
-            self._live["diagnostics_period"], self._publish_diagnostics, callback_group=MutuallyExclusiveCallbackGroup()
+        self.create_timer(  # steady time: diagnostics keep coming while a simulated /clock pauses
+            self._live["diagnostics_period"],
+            self._publish_diagnostics,
+            callback_group=MutuallyExclusiveCallbackGroup(),
+            clock=Clock(clock_type=ClockType.STEADY_TIME),
         )
 
         self._worker = threading.Thread(target=self._work, name="vos-inference", daemon=True)
