@@ -25,10 +25,18 @@ from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_policy_name_from_kind
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_policy_name_from_kind,
+    qos_profile_sensor_data,
+)
 from rclpy.qos_overriding_options import QoSOverridingOptions
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_srvs.srv import Trigger
+from visualization_msgs.msg import MarkerArray
 from vos_ros_interfaces.msg import TrackedObjectArray
 from vos_ros_interfaces.srv import RemoveObjects, SetInitialMask
 
@@ -36,14 +44,19 @@ from vos_ros.engine.errors import VosError
 from vos_ros.engine.session import Session
 from vos_ros.model import VosNetwork, build_network
 from vos_ros.ros.convert import ImageConversionError, image_to_rgb, labels_to_image, mask_to_labels
+from vos_ros.ros.depth import DepthError
+from vos_ros.ros.depth_fusion import DepthFusion
 from vos_ros.ros.diagnostics import Snapshot, diagnostic_array
 from vos_ros.ros.frames import Frame, NewestFrameSlot, RecentFrames
 from vos_ros.ros.messages import overlay_image, tracked_object_array
 from vos_ros.ros.parameters import PARAMETERS, SPECS
+from vos_ros.ros.spatial_messages import ObjectMarkers, objects_cloud, set_positions
 from vos_ros.ros.stats import Counters, SlidingWindow
 
 NODE_NAME = "vos_node"
 IMAGE_TOPIC = "image"  # relative: remap it to the camera topic
+DEPTH_TOPIC = "depth"  # registered depth image; remap like the image
+CAMERA_INFO_TOPIC = "camera_info"  # of the colour camera
 IMAGE_QOS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST,
     depth=1,
@@ -99,6 +112,7 @@ class VosNode(Node):
         self._inputs = SlidingWindow(STATS_SPAN_S)
         self._outputs = SlidingWindow(STATS_SPAN_S)
         self._model_ms = SlidingWindow(STATS_SPAN_S)
+        self._queue_ms = SlidingWindow(STATS_SPAN_S)
         self._latency_ms = SlidingWindow(STATS_SPAN_S)
         self._last_input = -float("inf")
 
@@ -119,6 +133,22 @@ class VosNode(Node):
             event_callbacks=SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos),
             qos_overriding_options=overrides,
         )
+        self._depth = DepthFusion(self._live["depth_slop"]) if self._live["use_depth"] else None
+        if self._depth is not None:
+            self._markers = ObjectMarkers()
+            self._cloud_pub = self.create_publisher(
+                PointCloud2, "~/objects_cloud", OUTPUT_QOS, qos_overriding_options=overrides
+            )
+            self._markers_pub = self.create_publisher(MarkerArray, "~/markers", OUTPUT_QOS)
+            depth_inputs = MutuallyExclusiveCallbackGroup()
+            self._depth_sub = self.create_subscription(
+                Image, DEPTH_TOPIC, self._on_depth, qos_profile_sensor_data, callback_group=depth_inputs,
+                qos_overriding_options=overrides,
+            )
+            self._info_sub = self.create_subscription(
+                CameraInfo, CAMERA_INFO_TOPIC, self._on_camera_info, qos_profile_sensor_data,
+                callback_group=depth_inputs,
+            )
         services = MutuallyExclusiveCallbackGroup()
         self.create_service(SetInitialMask, "~/set_initial_mask", self._on_set_initial_mask, callback_group=services)
         self.create_service(RemoveObjects, "~/remove_objects", self._on_remove_objects, callback_group=services)
@@ -195,6 +225,18 @@ class VosNode(Node):
         self._recent.add(frame)
         self._slot.put(frame)
 
+    def _on_depth(self, msg: Image) -> None:
+        try:
+            self._depth.add_depth(msg, stamp_ns(msg.header.stamp))
+        except DepthError as error:
+            self._warn(f"ignoring a depth image on {self._depth_sub.topic_name}: {error}")
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        try:
+            self._depth.set_camera_info(msg)
+        except DepthError as error:
+            self._warn(f"refusing CameraInfo on {self._info_sub.topic_name}: {error}")
+
     # inference ---------------------------------------------------------------------------------
 
     def _work(self) -> None:
@@ -223,6 +265,7 @@ class VosNode(Node):
                 )
                 return
             else:
+                self._queue_ms.add((time.monotonic() - frame.received) * 1000.0)
                 try:
                     result = self._session.step(frame.rgb)
                 except VosError as error:
@@ -237,13 +280,38 @@ class VosNode(Node):
             self._objects_tracked = len(objects)
             self._objects_visible = sum(o.visible for o in objects)
         self._labels_pub.publish(labels_to_image(label_map, frame.header))
-        self._objects_pub.publish(tracked_object_array(objects, frame.header))
+        objects_msg = tracked_object_array(objects, frame.header)
+        if self._depth is not None:
+            self._publish_3d(frame, label_map, objects, objects_msg)
+        self._objects_pub.publish(objects_msg)
         if self._overlay_pub.get_subscription_count() > 0:
             self._overlay_pub.publish(overlay_image(frame.rgb, label_map, self._live["overlay_alpha"], frame.header))
             self._counters.add("overlays_published")
         self._counters.add("frames_processed")
         self._outputs.add()
         self._latency_ms.add((self.get_clock().now().nanoseconds - frame.stamp_ns) / 1e6)
+
+    def _publish_3d(self, frame: Frame, label_map: np.ndarray, objects, objects_msg) -> None:
+        """Positions from the paired depth into ``objects_msg``; the cloud (while subscribed) and markers out."""
+        want_cloud = self._cloud_pub.get_subscription_count() > 0
+        located = self._depth.locate(
+            frame.stamp_ns,
+            label_map,
+            [o.id for o in objects if o.visible],
+            slop_s=self._live["depth_slop"],
+            erosion=self._live["depth_erosion"],
+            min_valid=self._live["min_valid_depths"],
+            cloud_stride=self._live["cloud_stride"] if want_cloud else None,
+        )
+        if located.problem is not None:
+            self._warn(f"3D outputs are NaN for this frame: {located.problem}")
+        positions = located.geometry.positions if located.geometry is not None else {}
+        set_positions(objects_msg, positions)
+        if want_cloud and located.geometry is not None:
+            self._cloud_pub.publish(objects_cloud(located.geometry.points, located.geometry.point_ids, frame.header))
+        markers = self._markers.update([(o.id, o.label, positions.get(o.id)) for o in objects], frame.header)
+        if markers.markers:
+            self._markers_pub.publish(markers)
 
     # services ----------------------------------------------------------------------------------
 
@@ -326,6 +394,7 @@ class VosNode(Node):
         return Snapshot(
             device=self._device,
             model_ms=self._model_ms.mean(),
+            queue_ms=self._queue_ms.mean(),
             latency_ms=self._latency_ms.mean(),
             latency_max_ms=self._latency_ms.max(),
             input_hz=self._inputs.rate(),

@@ -95,6 +95,15 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               float_range=(0.1, 3600.0)),
     ParamSpec("warn_throttle", 5.0, "Least seconds between repeated warnings about bad input.",
               float_range=(0.0, 3600.0)),
+    ParamSpec("use_depth", True, "Subscribe to depth (registered to the image: 16UC1 mm or 32FC1 m) and "
+              "camera_info (of the colour camera) for 3D positions, ~/objects_cloud and ~/markers.", read_only=True),
+    ParamSpec("depth_slop", 0.02, "Most seconds between the stamps of a frame and the depth image paired with it.",
+              float_range=(0.0, 1.0)),
+    ParamSpec("depth_erosion", 2, "Pixels eroded from each object's mask before its depths are used, so that "
+              "background depth at the silhouette stays out.", int_range=(0, 50)),
+    ParamSpec("min_valid_depths", 20, "Fewest valid depths under an object's eroded mask for a 3D position "
+              "(NaN otherwise).", int_range=(1, 1_000_000)),
+    ParamSpec("cloud_stride", 2, "Pixel stride of the object points in ~/objects_cloud.", int_range=(1, 64)),
 )
 
 SPECS = {spec.name: spec for spec in PARAMETERS}
