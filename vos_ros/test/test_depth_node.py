@@ -1,0 +1,208 @@
+"""vos_node with depth over real DDS: 3D positions, ~/objects_cloud and ~/markers from a synthetic
+RGB-D scene with known geometry, and bad depth input. One node process serves the module; the tests
+run in file order on the same static scene."""
+
+import time
+
+import cv2
+import numpy as np
+import pytest
+from depth_scene import WALL_Z, Scene, depth_image
+from node_harness import ANSWER_TIMEOUT_S, Client, free_domain_id, make_header, start_node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
+from visualization_msgs.msg import Marker, MarkerArray
+
+from vos_ros.ros.convert import mask_to_labels
+
+TOLERANCE_M = 0.02
+EROSION, STRIDE = 3, 2
+DEPTH_TOPIC, INFO_TOPIC = "/camera/aligned_depth", "/camera/color/camera_info"  # remapped: not the defaults
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return Scene(160, 120)
+
+
+class DepthClient:
+    """The harness client plus a depth and CameraInfo publisher and the node's 3D outputs by stamp."""
+
+    def __init__(self, client: Client, scene: Scene):
+        self.client, self.scene, self.view = client, scene, scene.render()
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.depth_pub = client.node.create_publisher(Image, DEPTH_TOPIC, reliable)
+        self.info_pub = client.node.create_publisher(CameraInfo, INFO_TOPIC, reliable)
+        self.clouds: dict[int, PointCloud2] = {}
+        self.markers: dict[int, MarkerArray] = {}
+        client.node.create_subscription(MarkerArray, "/vos_node/markers", self._on_markers, reliable)
+        self.cloud_sub = None
+
+    def _on_markers(self, msg: MarkerArray) -> None:
+        if msg.markers:  # keyed by the stamp of the markers' (shared) header; wait() polls for it
+            self.markers[self._stamp(msg.markers[0].header)] = msg
+
+    @staticmethod
+    def _stamp(header) -> int:
+        return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+
+    def wait_inputs_matched(self) -> None:
+        for pub in (self.depth_pub, self.info_pub):
+            assert self.client.wait(lambda p=pub: p.get_subscription_count() > 0, 30.0), "node not subscribed"
+
+    def subscribe_cloud(self) -> None:
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.cloud_sub = self.client.node.create_subscription(
+            PointCloud2, "/vos_node/objects_cloud", self.client._store(self.clouds), reliable
+        )
+        assert self.client.wait(lambda: self.cloud_sub.get_publisher_count() > 0, 10.0)
+
+    def send(self, encoding: str | None = "16UC1", info: CameraInfo | None = None, depth_offset_ns: int = 0,
+             depth_msg: Image | None = None, attempts: int = 3) -> int:
+        """Publish CameraInfo and depth (unless ``encoding`` is None), then the colour frame, all stamped
+        now (depth shifted by ``depth_offset_ns``); waits for the labels and returns the stamp."""
+        stamp = time.time_ns()
+        for _ in range(attempts):
+            self.info_pub.publish(info or self.scene.camera_info(make_header(stamp)))
+            if encoding is not None:
+                msg = depth_msg or depth_image(self.view.depth, encoding)
+                msg.header = make_header(stamp + depth_offset_ns)
+                self.depth_pub.publish(msg)
+                time.sleep(0.05)  # let the depth sample arrive before the colour frame (they are separate topics)
+            self.client.publish(self.view.rgb, stamp)
+            if self.client.wait(lambda: stamp in self.client.labels, ANSWER_TIMEOUT_S / attempts):
+                return stamp
+        raise AssertionError(f"no labels for stamp {stamp}:\n{self.client.process.log_tail(40)}")
+
+    def positions(self, stamp: int) -> dict[int, tuple[float, float, float]]:
+        objects = self.client.tracked(stamp).objects
+        return {o.id: (o.position.x, o.position.y, o.position.z) for o in objects}
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory, scene):
+    domain = free_domain_id()
+    process = start_node(
+        ["-p", "short_side:=128", "-p", "torch_threads:=2", "-p", "use_depth:=true", "-p", "depth_slop:=0.01",
+         "-p", f"depth_erosion:={EROSION}", "-p", "min_valid_depths:=20", "-p", f"cloud_stride:={STRIDE}",
+         "-p", "warn_throttle:=0.0", "-r", f"depth:={DEPTH_TOPIC}", "-r", f"camera_info:={INFO_TOPIC}"],
+        tmp_path_factory.mktemp("vos_node_depth") / "vos_node.log",
+        domain,
+    )
+    client = None
+    try:
+        client = Client(domain, process)
+        client.wait_ready()
+        depth = DepthClient(client, scene)
+        depth.wait_inputs_matched()
+        stamp = depth.send()
+        response = client.set_initial_mask(depth.view.labels, stamp, names=["box", "disc"])
+        assert response.success, response.message
+        yield depth
+    finally:
+        if client is not None:
+            client.close()
+        process.stop()
+
+
+def log_has(node: DepthClient, text: str, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in node.client.process.log_tail(200):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.parametrize("encoding", ["16UC1", "32FC1"])
+def test_positions_are_the_object_centres(node, scene, encoding):
+    stamp = node.send(encoding)
+    labels = mask_to_labels(node.client.labels[stamp])
+    assert set(np.unique(labels)) == {0, 1, 2}
+    positions = node.positions(stamp)
+    for patch in scene.patches:
+        assert positions[patch.id] == pytest.approx(patch.centre, abs=TOLERANCE_M), (encoding, patch.id)
+
+
+def test_cloud_holds_the_object_points_with_the_image_header(node, scene):
+    node.subscribe_cloud()
+    for _ in range(10):  # until the node has discovered the subscriber
+        stamp = node.send("32FC1")
+        if node.client.wait(lambda: stamp in node.clouds, 2.0):
+            break
+    cloud = node.clouds[stamp]
+    assert cloud.header.frame_id == "camera_optical" and node._stamp(cloud.header) == stamp
+    assert [(f.name, f.offset, f.datatype) for f in cloud.fields] == [
+        ("x", 0, PointField.FLOAT32), ("y", 4, PointField.FLOAT32), ("z", 8, PointField.FLOAT32),
+        ("id", 12, PointField.UINT16),
+    ]
+    assert (cloud.height, cloud.point_step, cloud.row_step, cloud.is_dense) == (1, 16, 16 * cloud.width, True)
+
+    labels = mask_to_labels(node.client.labels[stamp])
+    kernel = np.ones((2 * EROSION + 1, 2 * EROSION + 1), np.uint8)
+    expected = sum(
+        np.count_nonzero(cv2.erode((labels == i).view(np.uint8), kernel)[::STRIDE, ::STRIDE]) for i in (1, 2)
+    )
+    assert cloud.width == expected > 0
+
+    raw = np.frombuffer(bytes(cloud.data), np.uint8).reshape(cloud.width, 16)
+    xyz, ids = raw[:, :12].copy().view("<f4"), raw[:, 12:14].copy().view("<u2")[:, 0]
+    assert set(np.unique(ids)) == {1, 2}
+    on_patch = np.zeros(len(ids), bool)
+    for patch in scene.patches:
+        x0, y0, z = patch.centre
+        mine = ids == patch.id
+        dx, dy = (xyz[mine, 0] - x0) / patch.half[0], (xyz[mine, 1] - y0) / patch.half[1]
+        inside = dx**2 + dy**2 <= 1.05 if patch.disc else (np.abs(dx) <= 1.05) & (np.abs(dy) <= 1.05)
+        on_patch[mine] = np.isclose(xyz[mine, 2], z, atol=1e-4) & inside
+    on_wall = np.isclose(xyz[:, 2], WALL_Z, atol=1e-4)
+    assert (on_patch | on_wall).all(), "every point lies on a known surface"
+    assert on_patch.mean() > 0.95, "and nearly all on the surface of their own object"
+
+
+def test_markers_sit_at_the_objects_and_go_when_an_object_is_removed(node, scene):
+    stamp = node.send("32FC1")
+    assert node.client.wait(lambda: stamp in node.markers, ANSWER_TIMEOUT_S)
+    markers = node.markers[stamp].markers
+    assert [(m.id, m.action, m.text) for m in markers] == [(1, Marker.ADD, "1: box"), (2, Marker.ADD, "2: disc")]
+    for marker, patch in zip(markers, scene.patches):
+        position = (marker.pose.position.x, marker.pose.position.y, marker.pose.position.z)
+        assert position == pytest.approx(patch.centre, abs=TOLERANCE_M)
+        assert marker.header.frame_id == "camera_optical"
+
+    assert node.client.remove_objects([2]).success
+    stamp = node.send("32FC1")
+    assert node.client.wait(lambda: stamp in node.markers, ANSWER_TIMEOUT_S)
+    assert [(m.id, m.action) for m in node.markers[stamp].markers] == [(1, Marker.ADD), (2, Marker.DELETE)]
+    response = node.client.set_initial_mask(np.where(node.view.labels == 2, 2, 0), stamp, names=["disc"], append=True)
+    assert response.success, response.message
+
+
+def test_missing_or_distant_depth_gives_nan_while_labels_arrive(node):
+    stamp = node.send(encoding=None)
+    assert set(np.unique(mask_to_labels(node.client.labels[stamp]))) == {0, 1, 2}
+    assert all(np.isnan(p).all() for p in node.positions(stamp).values())
+    stamp = node.send("16UC1", depth_offset_ns=500_000_000)
+    assert all(np.isnan(p).all() for p in node.positions(stamp).values())
+    assert log_has(node, "no depth image within depth_slop=0.01 s")
+
+
+def test_zero_focal_length_camera_info_is_refused_with_a_warning(node, scene):
+    stamp = node.send("16UC1", info=scene.camera_info(focal_scale=0.0))
+    assert set(np.unique(mask_to_labels(node.client.labels[stamp]))) == {0, 1, 2}
+    assert all(np.isnan(p).all() for p in node.positions(stamp).values())
+    assert log_has(node, "no usable focal length")
+    stamp = node.send("16UC1")
+    assert node.positions(stamp)[1] == pytest.approx(scene.patches[0].centre, abs=TOLERANCE_M), "a good one is taken"
+
+
+def test_unknown_encodings_and_unregistered_sizes_are_named(node, scene):
+    bad = depth_image(node.view.depth, "16UC1")
+    bad.encoding = "mono16"
+    stamp = node.send("16UC1", depth_msg=bad)
+    assert all(np.isnan(p).all() for p in node.positions(stamp).values())
+    assert log_has(node, "unsupported depth encoding 'mono16'")
+    stamp = node.send("32FC1", depth_msg=depth_image(np.full((90, 160), 2.0, np.float32), "32FC1"))
+    assert all(np.isnan(p).all() for p in node.positions(stamp).values())
+    assert log_has(node, "aspect ratios differ")
+    assert node.client.process.exit_code() is None
