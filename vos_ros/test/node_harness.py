@@ -4,8 +4,6 @@ node in the test process that talks to it over real DDS. Every wait is bounded."
 from __future__ import annotations
 
 import os
-import random
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -25,38 +23,15 @@ from vos_ros_interfaces.srv import RemoveObjects, SetInitialMask
 
 from vos_ros.bags.node_process import NodeProcess
 from vos_ros.ros.convert import labels_to_image, rgb_to_image
+from vos_ros.ros.domains import free_domain_id, local_ros_env
 
 STARTUP_TIMEOUT_S = 90.0
 ANSWER_TIMEOUT_S = 20.0
 
 
-def free_domain_id() -> int:
-    """A ROS domain id (1..100) whose first participant port is free: no other test uses it now."""
-    candidates = list(range(1, 101))
-    random.Random(os.getpid() ^ time.monotonic_ns()).shuffle(candidates)
-    for domain in candidates:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            try:
-                sock.bind(("", 7400 + 250 * domain + 10))  # Fast DDS unicast discovery port of participant 0
-            except OSError:
-                continue
-        return domain
-    raise RuntimeError("no free ROS domain id")
-
-
-def node_env(domain_id: int) -> dict[str, str]:
-    """The test's environment (venv, LD_LIBRARY_PATH, ament paths kept) on a private localhost domain."""
-    env = dict(os.environ)
-    env["ROS_DOMAIN_ID"] = str(domain_id)
-    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    env.pop("ROS_LOCALHOST_ONLY", None)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
 def start_node(ros_args: list[str], log_path: Path, domain_id: int) -> NodeProcess:
     """vos_node (the installed console script) with ``--ros-args`` on the given domain."""
-    return NodeProcess(ros_args, log_path, env=node_env(domain_id))
+    return NodeProcess(ros_args, log_path, env=local_ros_env(domain_id))
 
 
 def stamp_of(header) -> int:
