@@ -1,0 +1,77 @@
+"""vos-ros-node-bench: end-to-end latency, model time and memory of vos_node over real DDS."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must be WIDTHxHEIGHT, got {text!r}") from None
+    if width < 16 or height < 16:
+        raise argparse.ArgumentTypeError(f"size {text} is too small (16x16 at least)")
+    return width, height
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vos-ros-node-bench", description=__doc__)
+    parser.add_argument("--size", type=_size, default=(640, 480), help="input WIDTHxHEIGHT (default 640x480)")
+    parser.add_argument("--rate", type=_positive, default=30.0, help="input frames per second (default 30)")
+    parser.add_argument("--duration", type=_positive, default=120.0, help="seconds of input (default 120)")
+    parser.add_argument("--warmup", type=float, default=10.0, help="seconds left out of the figures (default 10)")
+    parser.add_argument("--objects", type=int, default=2, help="objects in the synthetic clip (default 2)")
+    parser.add_argument("--config", default="matching", help="network config (default matching)")
+    parser.add_argument("--short-side", type=int, default=0, help="network short side; 0: the config's own")
+    parser.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N (default cpu)")
+    parser.add_argument("--json", type=Path, help="write the figures to this file")
+    parser.add_argument("--node-args", nargs=argparse.REMAINDER, default=[], help="extra --ros-args for vos_node")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.warmup < 0 or args.warmup >= args.duration:
+        build_parser().error("--warmup must be in [0, duration)")
+    from vos_ros.ros.node_bench import BenchOptions, run_node_bench
+
+    options = BenchOptions(
+        width=args.size[0], height=args.size[1], rate=args.rate, duration=args.duration, warmup=args.warmup,
+        objects=args.objects, config=args.config, short_side=args.short_side, device=args.device,
+        node_args=tuple(args.node_args),
+    )
+    try:
+        result = run_node_bench(options, progress=lambda line: print(line, file=sys.stderr))
+    except RuntimeError as error:
+        print(f"vos-ros-node-bench: {error}", file=sys.stderr)
+        return 1
+    latency, rss = result["latency_ms"], result["rss_mb"]
+    print(f"frames published {result['frames_published']}, answered {result['frames_answered']} "
+          f"({result['answered_hz']:.1f} Hz after warm-up)")
+    print(f"model time {result['model_ms']:.1f} ms/frame (node), queue wait {result['queue_ms']:.1f} ms")
+    print("end-to-end latency (stamp -> labels received) ms: "
+          + ", ".join(f"{key} {value:.1f}" for key, value in latency.items()))
+    print("latency p50 per third of the run ms: " + ", ".join(f"{v:.1f}" for v in result["latency_p50_by_third_ms"]))
+    print(f"latency p50 - model time: {result['latency_minus_model_ms']:.1f} ms")
+    print(f"node RSS MiB: after warm-up {rss['after_warmup']:.1f}, end {rss['end']:.1f}, max {rss['max']:.1f}, "
+          f"slope {rss['slope_mb_per_min']:+.2f} MiB/min")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
