@@ -65,6 +65,20 @@ def test_newest_slot_replaces_a_waiting_frame_and_counts_it():
     assert slot.dropped == 2
 
 
+def test_take_newer_swaps_in_a_frame_that_arrives_in_time():
+    slot = NewestFrameSlot()
+    stale = frame(1)
+    assert slot.take_newer(stale, timeout=0.02) is stale, "nothing came"
+    timer = threading.Timer(0.05, lambda: slot.put(frame(2)))
+    timer.start()
+    started = time.monotonic()
+    fresh = slot.take_newer(stale, timeout=2.0)
+    assert fresh.stamp_ns == 2 and time.monotonic() - started < 1.0, "returns as soon as the frame arrives"
+    assert slot.dropped == 1, "the stale frame was skipped"
+    slot.close()
+    assert slot.take_newer(stale, timeout=2.0) is stale
+
+
 def test_newest_slot_discards_frames_older_than_a_mask():
     slot = NewestFrameSlot()
     slot.put(frame(5))
@@ -177,7 +191,7 @@ def test_valid_values_pass(name, value):
 
 def snapshot(**changes) -> Snapshot:
     values = dict(
-        device="cpu", model_ms=40.0, queue_ms=5.0, latency_ms=50.0, latency_max_ms=70.0, input_hz=30.0, output_hz=20.0,
+        device="cpu", model_ms=40.0, input_delay_ms=2.0, queue_ms=5.0, latency_ms=50.0, latency_max_ms=70.0, input_hz=30.0, output_hz=20.0,
         seconds_since_input=0.1, frames_received=100, frames_processed=60, frames_dropped=38, bad_frames=2,
         overlays_published=0, objects_tracked=2, objects_visible=1,
     )

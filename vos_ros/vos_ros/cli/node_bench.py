@@ -60,11 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     latency, rss = result["latency_ms"], result["rss_mb"]
     print(f"frames published {result['frames_published']}, answered {result['frames_answered']} "
           f"({result['answered_hz']:.1f} Hz after warm-up)")
-    print(f"model time {result['model_ms']:.1f} ms/frame (node), queue wait {result['queue_ms']:.1f} ms")
-    print("end-to-end latency (stamp -> labels received) ms: "
+    print(f"node means: latency stamp -> labels published {result['node_latency_ms']:.1f} ms = model time "
+          f"{result['model_ms']:.1f} + {result['node_latency_over_model_ms']:.1f} ms (input delay "
+          f"{result['input_delay_ms']:.1f}, queue wait {result['queue_ms']:.1f}, rest {result['publish_overhead_ms']:.1f})")
+    print("latency stamp -> labels received here, ms: "
           + ", ".join(f"{key} {value:.1f}" for key, value in latency.items()))
     print("latency p50 per third of the run ms: " + ", ".join(f"{v:.1f}" for v in result["latency_p50_by_third_ms"]))
-    print(f"latency p50 - model time: {result['latency_minus_model_ms']:.1f} ms")
     print(f"node RSS MiB: after warm-up {rss['after_warmup']:.1f}, end {rss['end']:.1f}, max {rss['max']:.1f}, "
           f"slope {rss['slope_mb_per_min']:+.2f} MiB/min")
     if args.json:

@@ -14,7 +14,8 @@ class Snapshot:
 
     device: str
     model_ms: float  # mean inference time per frame
-    queue_ms: float  # mean time a processed frame waited between its arrival and the start of inference
+    input_delay_ms: float  # mean input stamp -> frame decoded, of the processed frames (on the node's clock)
+    queue_ms: float  # mean time a processed frame waited between being decoded and the start of inference
     latency_ms: float  # mean input stamp -> labels published, on the node's clock
     latency_max_ms: float
     input_hz: float

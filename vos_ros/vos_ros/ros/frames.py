@@ -17,12 +17,14 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Frame:
-    """One decoded input image: its message header, RGB pixels and stamp in nanoseconds."""
+    """One decoded input image: its message header, RGB pixels, stamp in nanoseconds, arrival time
+    (monotonic) and how long after its stamp it arrived (ms, on the node's clock)."""
 
     header: object
     rgb: np.ndarray
     stamp_ns: int
     received: float = field(default_factory=time.monotonic)
+    delay_ms: float = 0.0
 
 
 class RecentFrames:
@@ -93,6 +95,16 @@ class NewestFrameSlot:
             self._cond.wait_for(lambda: self._frame is not None or self._closed, timeout)
             if self._closed:
                 return None
+            frame, self._frame = self._frame, None
+            return frame
+
+    def take_newer(self, current: Frame, timeout: float) -> Frame:
+        """The next frame if one arrives within ``timeout`` s (``current`` then counts as dropped), else ``current``."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._frame is not None or self._closed, timeout)
+            if self._frame is None:
+                return current
+            self._dropped += 1
             frame, self._frame = self._frame, None
             return frame
 

@@ -169,7 +169,7 @@ def _publish(probe: _Probe, frames: list[Image], rate: float, stop: threading.Ev
 
 
 def _diagnostic_means(diagnostics: list[tuple[float, dict[str, str]]], since: float) -> dict[str, float]:
-    keys = ("model_ms", "queue_ms", "latency_ms", "input_hz", "output_hz")
+    keys = ("model_ms", "input_delay_ms", "queue_ms", "latency_ms", "input_hz", "output_hz")
     out = {}
     for key in keys:
         values = [float(values[key]) for t, values in diagnostics if t >= since and key in values]
@@ -240,9 +240,11 @@ def _summarise(options, published, answered, diagnostics, rss, started, exit_cod
         "latency_ms": latency,
         "latency_p50_by_third_ms": latency_by_third,
         "model_ms": means["model_ms"],
+        "input_delay_ms": means["input_delay_ms"],
         "queue_ms": means["queue_ms"],
-        "node_latency_ms": means["latency_ms"],
-        "latency_minus_model_ms": latency["p50"] - means["model_ms"],
+        "publish_overhead_ms": means["latency_ms"] - means["model_ms"] - means["queue_ms"] - means["input_delay_ms"],
+        "node_latency_ms": means["latency_ms"],  # stamp -> labels published, as the node measures it
+        "node_latency_over_model_ms": means["latency_ms"] - means["model_ms"],
         "rss_mb": {"after_warmup": steady[0][1] if steady else math.nan, "end": steady[-1][1] if steady else math.nan,
                    "max": max((m for _, m in steady), default=math.nan), "slope_mb_per_min": slope},
         "load_average": os.getloadavg(),
