@@ -6,15 +6,19 @@ import time
 
 import numpy as np
 import pytest
+import rclpy
 from diagnostic_msgs.msg import DiagnosticStatus
+from rclpy.context import Context
 from std_msgs.msg import Header
 from vos_ros_interfaces.msg import TrackedObject
 
 from vos_ros.engine.result import ObjectResult
 from vos_ros.model import CONFIGS
 from vos_ros.ros.diagnostics import Snapshot, assess, diagnostic_array
+from vos_ros.ros.domains import free_domain_id
 from vos_ros.ros.frames import Frame, NewestFrameSlot, RecentFrames
 from vos_ros.ros.messages import overlay_image, tracked_object_array
+from vos_ros.ros.node import VosNode
 from vos_ros.ros.parameters import PARAMETERS, SPECS
 from vos_ros.ros.stats import Counters, SlidingWindow
 
@@ -257,3 +261,23 @@ def test_overlay_image_tints_objects_only():
     np.testing.assert_array_equal(out[labels == 0], rgb[labels == 0])
     assert np.any(out[labels != 0] != rgb[labels != 0], axis=1).all()
     assert bytes(overlay_image(rgb, labels, 0.0, header).data) == rgb.tobytes(), "alpha 0 shows the image"
+
+
+# one network, several nodes -----------------------------------------------------------------------
+
+
+def test_nodes_in_one_process_share_one_network(matching_network):
+    context = Context()
+    rclpy.init(context=context, domain_id=free_domain_id())
+    nodes = []
+    try:
+        nodes = [VosNode(network=matching_network, context=context, namespace=ns) for ns in ("front", "rear")]
+        assert [n.get_fully_qualified_name() for n in nodes] == ["/front/vos_node", "/rear/vos_node"]
+        sessions = [n._session for n in nodes]
+        assert sessions[0] is not sessions[1], "one session per stream"
+        assert sessions[0].network is sessions[1].network is matching_network
+        assert [n.snapshot().device for n in nodes] == ["cpu", "cpu"]
+    finally:
+        for node in nodes:
+            node.destroy_node()
+        context.try_shutdown()
