@@ -223,12 +223,21 @@ def run_node_bench(options: BenchOptions, progress=print) -> dict:
     return _summarise(options, published, answered, diagnostics, rss, started, exit_code)
 
 
+def _slope_per_min(samples: list[tuple[float, float]]) -> float:
+    """Least-squares growth of (seconds, MiB) samples in MiB per minute (NaN with fewer than 3)."""
+    if len(samples) < 3:
+        return math.nan
+    times, values = zip(*samples)
+    return float(np.polyfit(times, values, 1)[0] * 60.0)
+
+
 def _summarise(options, published, answered, diagnostics, rss, started, exit_code) -> dict:
     warm = [s for s in published if s >= published[0] + options.warmup * 1e9]
     latencies = [(answered[s] - s) / 1e6 for s in warm if s in answered]
     means = _diagnostic_means(diagnostics, started + options.warmup)
     steady = [(t, m) for t, m in rss if t >= options.warmup and math.isfinite(m)]
-    slope = float(np.polyfit(*zip(*steady), 1)[0] * 60.0) if len(steady) >= 3 else math.nan
+    slope = _slope_per_min(steady)
+    second_half = [(t, m) for t, m in steady if t >= (options.warmup + options.duration) / 2]
     thirds = np.array_split(np.asarray(warm), 3) if warm else []
     latency_by_third = [percentiles([(answered[s] - s) / 1e6 for s in part if s in answered])["p50"] for part in thirds]
     latency = percentiles(latencies)
@@ -246,7 +255,9 @@ def _summarise(options, published, answered, diagnostics, rss, started, exit_cod
         "node_latency_ms": means["latency_ms"],  # stamp -> labels published, as the node measures it
         "node_latency_over_model_ms": means["latency_ms"] - means["model_ms"],
         "rss_mb": {"after_warmup": steady[0][1] if steady else math.nan, "end": steady[-1][1] if steady else math.nan,
-                   "max": max((m for _, m in steady), default=math.nan), "slope_mb_per_min": slope},
+                   "max": max((m for _, m in steady), default=math.nan), "slope_mb_per_min": slope,
+                   "second_half_slope_mb_per_min": _slope_per_min(second_half),
+                   "series": [(round(t, 1), round(m, 1)) for t, m in rss]},
         "load_average": os.getloadavg(),
         "node_exit_code": exit_code,
     }
