@@ -3,6 +3,7 @@
 import math
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -159,6 +160,12 @@ def test_every_parameter_default_is_valid_and_described():
         assert bool(descriptor.floating_point_range) == (spec.float_range is not None)
     reload_needed = {"config", "weights", "device", "short_side", "max_objects", "torch_threads"}
     assert reload_needed <= {spec.name for spec in PARAMETERS if spec.read_only}
+
+
+def test_every_parameter_is_documented():
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "node.md").read_text()
+    documented = {line.split("`")[1] for line in doc.splitlines() if line.startswith("| `")}
+    assert {spec.name for spec in PARAMETERS} <= documented
 
 
 @pytest.mark.parametrize(
