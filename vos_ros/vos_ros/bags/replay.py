@@ -35,7 +35,7 @@ from .clip_bag import GROUND_TRUTH_TOPIC, IMAGE_TOPIC, INITIAL_MASK_TOPIC
 from .node_process import NodeProcess
 from .replay_input import ReplayInput, inspect_replay_bag
 from .scoring import BagScore, score_bags, score_lines, score_report
-from .typestore import CLOCK_TYPE, DIAGNOSTICS_TYPE, IMAGE_TYPE, TRACKED_OBJECTS_TYPE
+from .typestore import DIAGNOSTICS_TYPE, IMAGE_TYPE, TRACKED_OBJECTS_TYPE
 
 DIAGNOSTICS_TOPIC = "/diagnostics"
 CLOCK_TOPIC = "/clock"
@@ -106,6 +106,7 @@ class ReplayResult:
             "latency_ms": {key: _finite(value) for key, value in self.latency_percentiles().items()},
             "model_ms": _finite(self.model_ms),
             "recorded": str(self.recorded) if self.recorded else None,
+            "node_log": str(self.node_log) if self.node_log else None,
         }
         if self.score is not None:
             report["scores"] = score_report(self.score)
@@ -124,6 +125,8 @@ class ReplayResult:
         ]
         if self.recorded:
             lines.append(f"recorded {self.recorded}")
+        if self.node_log:
+            lines.append(f"node log {self.node_log}")
         if self.score is not None:
             lines += score_lines(self.score)
         return lines

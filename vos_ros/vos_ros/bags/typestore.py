@@ -15,7 +15,6 @@ from rosbags.typesys.store import Typestore
 
 INTERFACES_PACKAGE = "vos_ros_interfaces"
 IMAGE_TYPE = "sensor_msgs/msg/Image"
-CLOCK_TYPE = "rosgraph_msgs/msg/Clock"
 DIAGNOSTICS_TYPE = "diagnostic_msgs/msg/DiagnosticArray"
 TRACKED_OBJECTS_TYPE = f"{INTERFACES_PACKAGE}/msg/TrackedObjectArray"
 
