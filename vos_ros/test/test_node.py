@@ -204,7 +204,7 @@ def test_bad_masks_are_refused_and_tracking_goes_on(node, stream):
     rgb, truth = stream.next()
     _, header = node.send_frame(rgb)
     stamp = stamp_of(header)
-    accepted = node.set_initial_mask(mono8(truth, header), names=["a", "b", "c"])
+    accepted = node.set_initial_mask(mono8(truth, make_header(0)), names=["a", "b", "c"])  # 0: newest frame
     assert accepted.success, accepted.message
     assert list(accepted.object_ids) == [1, 2, 3]
     track(node, stream, 1)
