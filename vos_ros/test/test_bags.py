@@ -111,7 +111,7 @@ def test_bag_eval_matches_the_metric_code(tmp_path):
     expected = summarize({"s": evaluate_sequence(clip.labels, expected_preds)})
 
     score = score_bags(recorded, truth_bag)
-    assert score.frames == 7 and score.frames_predicted == 6 and score.frames_missing == 1
+    assert score.frames == 7 and score.frames_tracked == 6 and score.frames_missing == 1
     assert score.summary["J&F"] == pytest.approx(expected["J&F"])
     assert 0 < expected["J&F"] < 1
 

@@ -83,3 +83,18 @@ def test_replay_score_equals_offline_evaluator(replayed, tmp_path):
     assert bag_eval.main([str(replayed["recorded"]), str(replayed["bag"]), "--json", str(rescored)]) == 0
     assert json.loads(rescored.read_text())["J&F"] == pytest.approx(replay_scores["J&F"])
     assert np.isfinite(replay_scores["J&F"]) and replay_scores["J&F"] > 0.3
+
+
+def test_real_time_rate_counts_dropped_frames(replayed, tmp_path):
+    """At the bag's own rate (30 Hz) the CPU node cannot keep up: the frames it skipped are counted."""
+    env = dict(os.environ, ROS_DOMAIN_ID=str(120 + (os.getpid() + 30) % 90), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    result = subprocess.run(
+        ["vos-ros-replay", str(replayed["bag"]), "--rate", "1", "--json", str(tmp_path / "rate1.json"),
+         "--node-args", "-p", "config:=matching"],
+        capture_output=True, text=True, timeout=REPLAY_TIMEOUT_S, env=env, stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "rate1.json").read_text())
+    assert report["frames"] == FRAMES - 1
+    assert report["answered"] >= 1 and report["answered"] + report["dropped"] == FRAMES - 1
+    assert report["scores"]["frames_missing"] == report["dropped"]

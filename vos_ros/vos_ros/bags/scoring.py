@@ -2,7 +2,8 @@
 
 The metric is the DAVIS one of :mod:`vos_ros.eval.metrics` (the code behind ``vos-ros-eval``):
 every ground-truth frame of the bag is scored in stamp order, the first and the last excluded.
-A ground-truth frame without a recorded label image counts as an all-background prediction.
+A ground-truth frame without a recorded label image counts as an all-background prediction;
+those after the initial mask's frame (the frames the node had to answer) are counted as missing.
 """
 
 from __future__ import annotations
@@ -22,17 +23,13 @@ from .typestore import IMAGE_TYPE
 
 @dataclass(frozen=True)
 class BagScore:
-    """DAVIS scores of one replayed sequence and how many ground-truth frames had a prediction."""
+    """DAVIS scores of one replayed sequence and how many tracked frames lacked a prediction."""
 
     summary: dict
     object_ids: tuple[int, ...]
-    frames: int
-    frames_predicted: int
-
-    @property
-    def frames_missing(self) -> int:
-        """Ground-truth frames without a recorded label image."""
-        return self.frames - self.frames_predicted
+    frames: int  # ground-truth frames scored
+    frames_tracked: int  # of those, the frames after the initial mask's frame
+    frames_missing: int  # tracked frames without a recorded label image
 
 
 def compact_labels(labels: np.ndarray) -> np.ndarray:
@@ -59,15 +56,15 @@ def read_label_topic(path: str | Path, topic: str) -> dict[int, np.ndarray]:
     return maps
 
 
-def initial_object_ids(path: str | Path, ground_truth: dict[int, np.ndarray]) -> tuple[int, ...]:
-    """The object ids to score: those of the bag's initial mask, else of its first ground-truth frame."""
+def initial_mask(path: str | Path, ground_truth: dict[int, np.ndarray]) -> tuple[int, tuple[int, ...]]:
+    """(stamp, object ids) of the bag's initial mask; without one, of its first ground-truth frame."""
     with read_bag(path) as bag:
         if bag.topics.get(INITIAL_MASK_TOPIC) == IMAGE_TYPE:
             for name, _, msg in bag.messages([INITIAL_MASK_TOPIC]):
-                _, labels = decode_labels(bag, name, msg)
-                return tuple(int(v) for v in np.unique(labels) if v != 0)
-    first = ground_truth[min(ground_truth)]
-    return tuple(int(v) for v in np.unique(first) if v != 0)
+                stamp, labels = decode_labels(bag, name, msg)
+                return stamp, tuple(int(v) for v in np.unique(labels) if v != 0)
+    stamp = min(ground_truth)
+    return stamp, tuple(int(v) for v in np.unique(ground_truth[stamp]) if v != 0)
 
 
 def find_labels_topic(path: str | Path, exclude: tuple[str, ...] = (GROUND_TRUTH_TOPIC, INITIAL_MASK_TOPIC)) -> str:
@@ -85,30 +82,35 @@ def find_labels_topic(path: str | Path, exclude: tuple[str, ...] = (GROUND_TRUTH
 
 
 def score_label_maps(
-    ground_truth: dict[int, np.ndarray], predictions: dict[int, np.ndarray], object_ids: tuple[int, ...]
+    ground_truth: dict[int, np.ndarray],
+    predictions: dict[int, np.ndarray],
+    object_ids: tuple[int, ...],
+    mask_stamp: int,
 ) -> BagScore:
-    """DAVIS scores of predictions (stamp -> label map) against ground truth (stamp -> label map)."""
+    """DAVIS scores of predictions (stamp -> label map) against ground truth (stamp -> label map);
+    frames after ``mask_stamp`` without a prediction count as missing."""
     if len(ground_truth) < 3:
         raise BagError(f"the DAVIS protocol needs at least 3 ground-truth frames, the bag has {len(ground_truth)}")
     if not object_ids:
         raise BagError("the initial mask holds no object (all pixels are background)")
     evaluator = SequenceEvaluator(object_ids)
-    predicted = 0
+    tracked = missing = 0
     for stamp in sorted(ground_truth):
         truth = ground_truth[stamp]
         prediction = predictions.get(stamp)
+        if stamp > mask_stamp:
+            tracked += 1
+            missing += prediction is None
         if prediction is None:
             prediction = np.zeros_like(truth)
-        else:
-            predicted += 1
-            if prediction.shape != truth.shape:
-                raise BagError(
-                    f"label image at stamp {stamp} ns is {prediction.shape[1]}x{prediction.shape[0]}, "
-                    f"ground truth is {truth.shape[1]}x{truth.shape[0]}"
-                )
+        elif prediction.shape != truth.shape:
+            raise BagError(
+                f"label image at stamp {stamp} ns is {prediction.shape[1]}x{prediction.shape[0]}, "
+                f"ground truth is {truth.shape[1]}x{truth.shape[0]}"
+            )
         evaluator.add(truth, prediction)
     summary = summarize({"bag": evaluator.scores()})
-    return BagScore(summary, tuple(object_ids), len(ground_truth), predicted)
+    return BagScore(summary, tuple(object_ids), len(ground_truth), tracked, missing)
 
 
 def score_bags(
@@ -119,9 +121,11 @@ def score_bags(
 ) -> BagScore:
     """Score the label images of a recorded bag against the ground truth of a clip bag."""
     truth = read_label_topic(ground_truth, ground_truth_topic)
-    object_ids = initial_object_ids(ground_truth, truth) if truth else ()
+    if not truth:
+        raise BagError(f"bag {ground_truth} holds no ground truth on {ground_truth_topic}")
+    mask_stamp, object_ids = initial_mask(ground_truth, truth)
     predictions = read_label_topic(recorded, labels_topic or find_labels_topic(recorded))
-    return score_label_maps(truth, predictions, object_ids)
+    return score_label_maps(truth, predictions, object_ids, mask_stamp)
 
 
 def score_report(score: BagScore) -> dict:
@@ -130,7 +134,7 @@ def score_report(score: BagScore) -> dict:
     report = {key: summary[key] for key in ("J&F", "J", "F", "J_recall", "J_decay", "F_recall", "F_decay")}
     report["objects"] = summary["sequences"]["bag"]["objects"]
     report["ground_truth_frames"] = score.frames
-    report["frames_predicted"] = score.frames_predicted
+    report["frames_tracked"] = score.frames_tracked
     report["frames_missing"] = score.frames_missing
     return report
 
@@ -143,7 +147,8 @@ def score_lines(score: BagScore) -> list[str]:
         for key, stats in report["objects"].items()
     ]
     lines.append(
-        f"ground-truth frames {score.frames}, with a prediction {score.frames_predicted}, missing {score.frames_missing}"
+        f"ground-truth frames {score.frames}; after the initial mask {score.frames_tracked}, "
+        f"of which without labels {score.frames_missing}"
     )
     lines.append(f"J&F {100 * report['J&F']:.1f} J {100 * report['J']:.1f} F {100 * report['F']:.1f}")
     return lines
