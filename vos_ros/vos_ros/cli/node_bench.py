@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
           + ", ".join(f"{key} {value:.1f}" for key, value in latency.items()))
     print("latency p50 per third of the run ms: " + ", ".join(f"{v:.1f}" for v in result["latency_p50_by_third_ms"]))
     print(f"node RSS MiB: after warm-up {rss['after_warmup']:.1f}, end {rss['end']:.1f}, max {rss['max']:.1f}, "
-          f"slope {rss['slope_mb_per_min']:+.2f} MiB/min (second half {rss['second_half_slope_mb_per_min']:+.2f})")
+          f"slope {rss['slope_mb_per_min']:+.2f} MiB/min (second half {rss['second_half_slope_mb_per_min']:+.2f}), "
+          "median per third " + ", ".join(f"{v:.1f}" for v in rss["median_by_third"]))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2))

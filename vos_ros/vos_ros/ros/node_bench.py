@@ -257,6 +257,8 @@ def _summarise(options, published, answered, diagnostics, rss, started, exit_cod
         "rss_mb": {"after_warmup": steady[0][1] if steady else math.nan, "end": steady[-1][1] if steady else math.nan,
                    "max": max((m for _, m in steady), default=math.nan), "slope_mb_per_min": slope,
                    "second_half_slope_mb_per_min": _slope_per_min(second_half),
+                   "median_by_third": [float(np.median(part)) if len(part) else math.nan
+                                       for part in np.array_split(np.asarray([m for _, m in steady]), 3)],
                    "series": [(round(t, 1), round(m, 1)) for t, m in rss]},
         "load_average": os.getloadavg(),
         "node_exit_code": exit_code,
