@@ -1,19 +1,19 @@
 """vos-ros-demo end to end on a tiny clip: bag in, the real node, scores, recorded bag and video out."""
 
 import json
-import os
 import subprocess
 
 import cv2
 
 from vos_ros.bags.bagfiles import read_bag
+from vos_ros.ros.domains import free_domain_id, local_ros_env
 
 DEMO_TIMEOUT_S = 300
 
 
 def test_demo_writes_scores_bag_and_video(tmp_path):
     out = tmp_path / "demo_output"
-    env = dict(os.environ, ROS_DOMAIN_ID=str(120 + (os.getpid() + 45) % 90), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    env = local_ros_env(free_domain_id())
     result = subprocess.run(
         ["vos-ros-demo", "--out", str(out), "--frames", "6", "--size", "160x120", "--objects", "2",
          "--node-args", "-p", "config:=matching"],

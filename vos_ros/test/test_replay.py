@@ -1,7 +1,6 @@
 """vos-ros-replay through the real vos_node process over DDS, against the offline evaluator."""
 
 import json
-import os
 import subprocess
 
 import numpy as np
@@ -13,6 +12,7 @@ from vos_ros.cli import bag_eval, bag_from_davis
 from vos_ros.cli import eval as offline_eval
 from vos_ros.eval.davis import write_sequence
 from vos_ros.ros.convert import mask_to_labels
+from vos_ros.ros.domains import free_domain_id, local_ros_env
 from vos_ros.synthetic import make_clip
 
 FRAMES, SIZE = 10, (120, 160)
@@ -27,7 +27,7 @@ def replayed(tmp_path_factory):
     write_sequence(root / "davis", "toy", clip.frames, clip.labels)
     bag = root / "toy_bag"
     assert bag_from_davis.main(["--davis", str(root / "davis"), "--sequence", "toy", "--out", str(bag)]) == 0
-    env = dict(os.environ, ROS_DOMAIN_ID=str(120 + os.getpid() % 90), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    env = local_ros_env(free_domain_id())
     result = subprocess.run(
         ["vos-ros-replay", str(bag), "--record", str(root / "recorded"), "--json", str(root / "replay.json"),
          "--storage", "sqlite3", "--node-args", "-p", "config:=matching"],
@@ -87,7 +87,7 @@ def test_replay_score_equals_offline_evaluator(replayed, tmp_path):
 
 def test_real_time_rate_counts_dropped_frames(replayed, tmp_path):
     """At the bag's own rate (30 Hz) the CPU node cannot keep up: the frames it skipped are counted."""
-    env = dict(os.environ, ROS_DOMAIN_ID=str(120 + (os.getpid() + 30) % 90), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    env = local_ros_env(free_domain_id())
     result = subprocess.run(
         ["vos-ros-replay", str(replayed["bag"]), "--rate", "1", "--json", str(tmp_path / "rate1.json"),
          "--node-args", "-p", "config:=matching"],

@@ -9,6 +9,7 @@ from rosbags.typesys import get_types_from_msg
 from vos_ros.bags.bagfiles import image_message, write_bag
 from vos_ros.bags.clip_bag import GROUND_TRUTH_TOPIC, IMAGE_TOPIC, INITIAL_MASK_TOPIC, write_clip_bag
 from vos_ros.bags.typestore import project_typestore
+from vos_ros.ros.domains import free_domain_id, local_ros_env
 from vos_ros.synthetic import make_clip
 
 TIMEOUT_S = 60  # a hang fails the test instead of blocking the suite
@@ -18,6 +19,7 @@ def run_replay(*args):
     result = subprocess.run(
         ["vos-ros-replay", *map(str, args)],
         capture_output=True, text=True, timeout=TIMEOUT_S, stdin=subprocess.DEVNULL,
+        env=local_ros_env(free_domain_id()),  # a private domain, should a regression start the node
     )
     return result.returncode, result.stderr
 
