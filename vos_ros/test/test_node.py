@@ -211,7 +211,8 @@ def test_bad_masks_are_refused_and_tracking_goes_on(node, stream):
 
     same = make_header(stamp)
     cases = {
-        "wrong size": (labels_to_image(truth[:-8], same), f"mask is {WIDTH}x{HEIGHT - 8} but its frame is {WIDTH}x{HEIGHT}"),
+        "wrong size": (labels_to_image(truth[:-8], same),
+                       f"mask is {WIDTH}x{HEIGHT - 8} but its frame is {WIDTH}x{HEIGHT}"),
         "colour mask": (rgb_to_image(rgb, same), "unsupported encoding 'rgb8'"),
         "unknown stamp": (labels_to_image(truth, make_header(stamp + 1)), "no recent frame has the mask's stamp"),
         "empty": (labels_to_image(np.zeros_like(truth), same), "empty"),

@@ -202,7 +202,8 @@ def test_valid_values_pass(name, value):
 
 def snapshot(**changes) -> Snapshot:
     values = dict(
-        device="cpu", model_ms=40.0, input_delay_ms=2.0, queue_ms=5.0, latency_ms=50.0, latency_max_ms=70.0, input_hz=30.0, output_hz=20.0,
+        device="cpu", model_ms=40.0, input_delay_ms=2.0, queue_ms=5.0, latency_ms=50.0, latency_max_ms=70.0,
+        input_hz=30.0, output_hz=20.0,
         seconds_since_input=0.1, frames_received=100, frames_processed=60, frames_dropped=38, bad_frames=2,
         overlays_published=0, objects_tracked=2, objects_visible=1,
     )
