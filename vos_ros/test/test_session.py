@@ -147,3 +147,15 @@ def test_bad_input_raises_and_leaves_session_usable(name, call, error, session, 
     assert after.frame_index == before.frame_index + 1
     for k in (1, 2):
         assert _iou(after.label_map == k, clip.labels[2] == k) > 0.6
+
+
+def test_object_appended_later_keeps_being_tracked(matching_network):
+    """Anchors made before an append saw the new object as background; it must not fade away."""
+    clip = make_clip(num_objects=3, num_frames=14, size=(180, 240), seed=1)
+    session = Session(matching_network, short_side=192)
+    session.set_mask(clip.frames[0], np.where(clip.labels[0] == 3, 0, clip.labels[0]).astype(np.uint16))
+    session.step(clip.frames[1])
+    session.set_mask(clip.frames[2], np.where(clip.labels[2] == 3, 3, 0).astype(np.uint16), append=True)
+    for t in range(3, 14):
+        result = session.step(clip.frames[t])
+    assert _iou(result.label_map == 3, clip.labels[13] == 3) > 0.35

@@ -26,7 +26,14 @@ class ReferenceMemory:
         self.previous = reference
 
     def add_objects(self, count: int) -> None:
-        """Append ``count`` empty object channels to every stored reference."""
+        """Append ``count`` empty object channels to every stored reference.
+
+        The anchors made so far saw the new objects as background, so from now on only their
+        object pixels are matched.
+        """
+        if count:
+            for anchor in self.anchors:
+                anchor.foreground_only = True
         for ref in self._references():
             ref.probs = torch.cat([ref.probs, ref.probs.new_zeros((count, *ref.probs.shape[1:]))])
 

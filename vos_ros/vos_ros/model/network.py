@@ -47,10 +47,24 @@ class EncodedFrame:
 
 @dataclass
 class Reference:
-    """One encoded reference frame with its soft labels [K+1, h, w] at stride 8."""
+    """One encoded reference frame with its soft labels [K+1, h, w] at stride 8.
+
+    ``foreground_only`` marks an anchor whose background is no longer trustworthy (objects
+    were added later: their pixels there are labelled background); only its object pixels
+    are matched.
+    """
 
     frame: EncodedFrame
     probs: torch.Tensor
+    foreground_only: bool = False
+
+    def pixels(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys [C, M] and soft labels [K+1, M] of the pixels to match against."""
+        keys, probs = self.frame.key.flatten(1), self.probs.flatten(1)
+        if self.foreground_only:
+            keep = probs[0] < 0.5
+            keys, probs = keys[:, keep], probs[:, keep]
+        return keys, probs
 
 
 @dataclass
@@ -99,8 +113,9 @@ class VosNetwork(nn.Module):
         cfg = self.config
         height, width = frame.size
         query = frame.key.flatten(1)
-        keys = torch.cat([a.frame.key.flatten(1) for a in anchors], dim=1)
-        probs = torch.cat([a.probs.flatten(1) for a in anchors], dim=1)
+        anchor_pixels = [a.pixels() for a in anchors]
+        keys = torch.cat([k for k, _ in anchor_pixels], dim=1)
+        probs = torch.cat([p for _, p in anchor_pixels], dim=1)
         order = torch.argsort((probs[0] >= 0.5).to(torch.uint8), stable=True)
         num_fg = int((probs[0] < 0.5).sum())
         global_match = match_global(query, keys[:, order], probs[:, order], num_fg, cfg.topk)
