@@ -30,6 +30,7 @@ setup(
             "vos-ros-bag-from-davis = vos_ros.cli.bag_from_davis:main",
             "vos-ros-replay = vos_ros.cli.replay:main",
             "vos-ros-bag-eval = vos_ros.cli.bag_eval:main",
+            "vos-ros-node-bench = vos_ros.cli.node_bench:main",
         ],
     },
 )

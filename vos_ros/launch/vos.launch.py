@@ -1,6 +1,7 @@
 """Start vos_node on a camera's image topic.
 
     ros2 launch vos_ros vos.launch.py image:=/camera/color/image_raw [namespace:=front] \
+        [depth:=/camera/aligned_depth_to_color/image_raw] [camera_info:=/camera/color/camera_info] \
         [params_file:=my_vos.yaml] [device:=cuda] [use_sim_time:=true]
 
 The device argument overrides the device in the params file. The Fast DDS profile with a shared-memory
@@ -25,6 +26,14 @@ def generate_launch_description() -> LaunchDescription:
                 "image",
                 default_value="/camera/image_raw",
                 description="Input sensor_msgs/Image topic (rgb8, bgr8, rgba8, bgra8 or mono8).",
+            ),
+            DeclareLaunchArgument(
+                "depth",
+                default_value="/camera/depth/image_raw",
+                description="Depth image registered to the colour image (16UC1 mm or 32FC1 m), for 3D outputs.",
+            ),
+            DeclareLaunchArgument(
+                "camera_info", default_value="/camera/camera_info", description="CameraInfo of the colour camera."
             ),
             DeclareLaunchArgument("namespace", default_value="", description="Namespace of the node (one per camera)."),
             DeclareLaunchArgument(
@@ -53,7 +62,11 @@ def generate_launch_description() -> LaunchDescription:
                         "use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool),
                     },
                 ],
-                remappings=[("image", LaunchConfiguration("image"))],
+                remappings=[
+                    ("image", LaunchConfiguration("image")),
+                    ("depth", LaunchConfiguration("depth")),
+                    ("camera_info", LaunchConfiguration("camera_info")),
+                ],
                 output="screen",
                 emulate_tty=True,
             ),

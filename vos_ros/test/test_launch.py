@@ -32,7 +32,14 @@ PACKAGE = "vos_ros"
 SOURCE = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = SOURCE / "launch" / "vos.launch.py"
 PARAMS_FILE = SOURCE / "config" / "vos.yaml"
-LAUNCH_ARGS = {"image": "/camera/color/image_raw", "namespace": "cam1", "device": "cpu", "use_sim_time": "true"}
+LAUNCH_ARGS = {
+    "image": "/camera/color/image_raw",
+    "depth": "/camera/aligned_depth_to_color/image_raw",
+    "camera_info": "/camera/color/camera_info",
+    "namespace": "cam1",
+    "device": "cpu",
+    "use_sim_time": "true",
+}
 
 
 # stand-ins for the launch / launch_ros API the file uses ------------------------------------------
@@ -151,7 +158,7 @@ def description(monkeypatch):
 
 def test_launch_arguments_are_declared_and_described(description):
     declared = {a.args[0]: a.kwargs for a in entities(description, "DeclareLaunchArgument")}
-    assert set(declared) == {"image", "namespace", "params_file", "device", "use_sim_time"}
+    assert set(declared) == {"image", "depth", "camera_info", "namespace", "params_file", "device", "use_sim_time"}
     for name, kwargs in declared.items():
         assert kwargs.get("description"), name
     used = {r.args[0] for r in walk(description) if type(r).__name__ == "LaunchConfiguration"}
@@ -194,7 +201,8 @@ def test_launch_parameters_and_remaps_name_real_ones(description):
     (node,) = entities(description, "Node")
     names = {key for entry in node.kwargs["parameters"] if isinstance(entry, dict) for key in entry}
     assert names <= set(SPECS) | {"use_sim_time"}, names - set(SPECS)
-    assert [source for source, _ in node.kwargs["remappings"]] == [vos_node.IMAGE_TOPIC]
+    sources = [source for source, _ in node.kwargs["remappings"]]
+    assert sources == [vos_node.IMAGE_TOPIC, vos_node.DEPTH_TOPIC, vos_node.CAMERA_INFO_TOPIC]
     assert node.kwargs["name"] == vos_node.NODE_NAME
 
 
@@ -242,8 +250,9 @@ def test_launched_node_has_the_launch_name_remap_and_parameters(launched):
     client, env = launched
     # node names travel separately from endpoints in discovery: wait for them
     assert client.wait(lambda: ("vos_node", "/cam1") in client.node.get_node_names_and_namespaces(), 10.0)
-    subscribers = client.node.get_subscriptions_info_by_topic(LAUNCH_ARGS["image"])
-    assert [(s.node_name, s.node_namespace) for s in subscribers] == [("vos_node", "/cam1")]
+    for topic in ("image", "depth", "camera_info"):
+        subscribers = client.node.get_subscriptions_info_by_topic(LAUNCH_ARGS[topic])
+        assert [(s.node_name, s.node_namespace) for s in subscribers] == [("vos_node", "/cam1")], topic
 
     expected = yaml.safe_load(PARAMS_FILE.read_text())["/**"]["ros__parameters"]
     expected.update(device="cpu", use_sim_time=True)
