@@ -11,18 +11,9 @@ from pathlib import Path
 
 import torch
 
+from vos_ros.cli.arguments import image_size
 from vos_ros.eval.speed import measure_ms_per_frame
 from vos_ros.model import DEFAULT_CONFIG, build_network
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 854x480, got {text!r}") from None
-    if min(width, height) < 32:
-        raise argparse.ArgumentTypeError("size must be at least 32x32")
-    return height, width
 
 
 def _instances(text: str) -> list[int]:
@@ -38,7 +29,7 @@ def _instances(text: str) -> list[int]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vos-ros-bench", description=__doc__)
     parser.add_argument("--instances", type=_instances, default=[1, 2, 3, 4, 5, 8], help="object counts (default 1,2,3,4,5,8)")
-    parser.add_argument("--size", type=_size, default=(480, 854), help="input WIDTHxHEIGHT (default 854x480)")
+    parser.add_argument("--size", type=image_size, default=(480, 854), help="input WIDTHxHEIGHT (default 854x480)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     parser.add_argument("--config", default=None, help=f"network config (default {DEFAULT_CONFIG})")
     parser.add_argument("--weights", help="checkpoint path (default: shipped weights of the config)")

@@ -16,6 +16,7 @@ from vos_ros.bags.bagfiles import BagError
 from vos_ros.bags.clip_bag import write_clip_bag
 from vos_ros.bags.replay import ReplayError, ReplayOptions, node_topic, replay
 from vos_ros.bags.video import write_topic_video
+from vos_ros.cli.arguments import image_size
 from vos_ros.synthetic import make_clip
 
 CLIP_BAG = "clip_bag"
@@ -23,17 +24,6 @@ RECORDED_BAG = "recorded_bag"
 VIDEO = "overlay.mp4"
 REPORT = "replay.json"
 NODE_LOG = "vos_node.log"
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'WIDTHxHEIGHT' -> (height, width)."""
-    try:
-        width, height = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 640x480, got {text!r}") from None
-    if width < 32 or height < 32:
-        raise argparse.ArgumentTypeError(f"size {text} is too small (at least 32x32)")
-    return height, width
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=Path("demo_output"), help="output folder (default demo_output)")
     parser.add_argument("--objects", type=int, default=3, help="objects in the clip (default 3)")
     parser.add_argument("--frames", type=int, default=90, help="frames in the clip (default 90)")
-    parser.add_argument("--size", type=parse_size, default=(480, 640), help="WIDTHxHEIGHT (default 640x480)")
+    parser.add_argument("--size", type=image_size, default=(480, 640), help="WIDTHxHEIGHT (default 640x480)")
     parser.add_argument("--seed", type=int, default=7, help="clip seed (default 7)")
     parser.add_argument("--fps", type=float, default=30.0, help="clip frame rate (default 30)")
     parser.add_argument(

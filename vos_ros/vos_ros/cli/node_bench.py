@@ -8,15 +8,7 @@ import math
 import sys
 from pathlib import Path
 
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must be WIDTHxHEIGHT, got {text!r}") from None
-    if width < 16 or height < 16:
-        raise argparse.ArgumentTypeError(f"size {text} is too small (16x16 at least)")
-    return width, height
+from vos_ros.cli.arguments import image_size
 
 
 def _positive(text: str) -> float:
@@ -28,7 +20,7 @@ def _positive(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vos-ros-node-bench", description=__doc__)
-    parser.add_argument("--size", type=_size, default=(640, 480), help="input WIDTHxHEIGHT (default 640x480)")
+    parser.add_argument("--size", type=image_size, default=(480, 640), help="input WIDTHxHEIGHT (default 640x480)")
     parser.add_argument("--rate", type=_positive, default=30.0, help="input frames per second (default 30)")
     parser.add_argument("--duration", type=_positive, default=120.0, help="seconds of input (default 120)")
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds left out of the figures (default 10)")
@@ -48,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     from vos_ros.ros.node_bench import BenchOptions, run_node_bench
 
     options = BenchOptions(
-        width=args.size[0], height=args.size[1], rate=args.rate, duration=args.duration, warmup=args.warmup,
+        width=args.size[1], height=args.size[0], rate=args.rate, duration=args.duration, warmup=args.warmup,
         objects=args.objects, config=args.config, short_side=args.short_side, device=args.device,
         node_args=tuple(args.node_args),
     )

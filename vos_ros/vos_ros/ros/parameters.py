@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
-from vos_ros.model import CONFIGS
+from vos_ros.model import CONFIGS, DEFAULT_CONFIG
 
 CONFIG_NAMES = tuple(CONFIGS)
 MIN_SHORT_SIDE = 32
@@ -74,7 +74,7 @@ class ParamSpec:
 
 
 PARAMETERS: tuple[ParamSpec, ...] = (
-    ParamSpec("config", "matching", f"Network config: {', '.join(CONFIG_NAMES)}.", read_only=True, check=_config_name),
+    ParamSpec("config", DEFAULT_CONFIG, f"Network config: {', '.join(CONFIG_NAMES)}.", read_only=True, check=_config_name),
     ParamSpec("weights", "", "Checkpoint file for the config; empty selects its default weights.", read_only=True,
               check=_weights_path),
     ParamSpec("device", "auto", "Inference device: auto (CUDA when available), cpu, cuda or cuda:N.", read_only=True,
