@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 LOSSES = ("loss_total", "loss_fg", "loss_instance", "loss_fused")
+FLOOR = 1e-3
 
 
 def _smooth(values: np.ndarray, window: int) -> np.ndarray:
@@ -17,7 +18,7 @@ def _smooth(values: np.ndarray, window: int) -> np.ndarray:
 
 
 def plot_losses(records: list[dict], path: str | Path) -> None:
-    """Each loss against the step (raw, faint, and a moving average), log-scaled."""
+    """Each loss against the step (raw, faint, and a moving average), log-scaled (floored at ``FLOOR``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -27,7 +28,7 @@ def plot_losses(records: list[dict], path: str | Path) -> None:
     window = max(1, len(records) // 50)
     figure, axis = plt.subplots(figsize=(8, 4.5))
     for name in LOSSES:
-        values = np.array([r[name] for r in records if name in r])
+        values = np.maximum(np.array([r[name] for r in records if name in r]), FLOOR)
         if len(values) != len(steps):
             continue
         line = axis.plot(steps, values, alpha=0.2, linewidth=0.8)[0]
@@ -35,8 +36,7 @@ def plot_losses(records: list[dict], path: str | Path) -> None:
         axis.plot(steps[len(steps) - len(smooth) :], smooth, color=line.get_color(), label=name.removeprefix("loss_"))
     axis.set_xlabel("step")
     axis.set_ylabel("loss")
-    if len(steps) and min(min(r.get(n, 1.0) for n in LOSSES) for r in records) > 0:
-        axis.set_yscale("log")
+    axis.set_yscale("log")
     axis.legend()
     axis.grid(alpha=0.3)
     figure.tight_layout()
