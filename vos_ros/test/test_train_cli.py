@@ -63,3 +63,8 @@ def test_two_gloo_processes_train_together(davis, tmp_path):
     assert [r["step"] for r in records] == [1, 2]
     assert (tmp_path / "weights.pt").is_file()
     assert sorted(p.name for p in tmp_path.glob("checkpoint-*.pt")) == ["checkpoint-000002.pt"]
+    # rank 1 draws other clips, so the logged (rank-averaged) first loss differs from one process alone
+    single = tmp_path / "single"
+    assert main(_args(davis, single, "--steps", "1", "--threads", "1", "--no-eval", "--device", "cpu")) == 0
+    alone = json.loads((single / "train_log.jsonl").read_text().splitlines()[0])
+    assert alone["loss_total"] != records[0]["loss_total"]

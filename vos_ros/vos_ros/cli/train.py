@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--resume", help="training checkpoint to continue from")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    parser.add_argument("--steps", type=int, default=2000, help="total optimisation steps (default 2000)")
+    parser.add_argument("--steps", type=int, default=1500, help="total optimisation steps (default 1500)")
     parser.add_argument("--batch-size", type=int, default=1, help="clips per step and process (default 1)")
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
     parser.add_argument("--crop", type=_crop, default=(256, 448), help="training crop WxH at the config's scale (default 448x256)")
