@@ -292,7 +292,7 @@ def test_parameter_changes_are_validated(launched):
         assert result.successful == ok, (parameter.name, result.reason)
         assert reason in result.reason, (parameter.name, result.reason)
     values = call(client, GetParameters, GetParameters.Request(names=["overlay_alpha", "config"])).values
-    assert [parameter_value_to_python(v) for v in values] == [0.25, "matching"]
+    assert [parameter_value_to_python(v) for v in values] == [0.25, SPECS["config"].default]
 
     described = call(client, DescribeParameters, DescribeParameters.Request(names=["max_objects", "overlay_alpha"]))
     max_objects, alpha = described.descriptors

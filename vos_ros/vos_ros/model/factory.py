@@ -12,7 +12,7 @@ from vos_ros.model.configs import get_config
 from vos_ros.model.network import VosNetwork
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-DEFAULT_CONFIG = "matching"
+DEFAULT_CONFIG = "full"
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
