@@ -100,13 +100,19 @@ class VosNetwork(nn.Module):
 
     def encode(self, rgb: torch.Tensor) -> EncodedFrame:
         """Encode one image [1, 3, H, W] (RGB in [0, 1])."""
-        features = self.backbone(rgb)
+        return self.encode_features(self.backbone(rgb))[0]
+
+    def encode_features(self, features: dict[int, torch.Tensor]) -> list[EncodedFrame]:
+        """Embeddings of a batch from its backbone features (strides 4, 8, 16): one frame per item."""
         if not self.config.learned:
-            key = backbone_embedding(features[8], features[16])[0]
-            return EncodedFrame(key=key, instance=key, skip=features[4], hidden=None)
-        key, hidden = self.key_head(features[8], features[16])
-        instance, _ = self.instance_head(features[8], features[16])
-        return EncodedFrame(key=key[0], instance=instance[0], skip=features[4], hidden=hidden)
+            keys = backbone_embedding(features[8], features[16])
+            return [EncodedFrame(key=k, instance=k, skip=features[4][i : i + 1], hidden=None) for i, k in enumerate(keys)]
+        keys, hidden = self.key_head(features[8], features[16])
+        instances, _ = self.instance_head(features[8], features[16])
+        return [
+            EncodedFrame(key=keys[i], instance=instances[i], skip=features[4][i : i + 1], hidden=hidden[i : i + 1])
+            for i in range(len(keys))
+        ]
 
     def segment(self, frame: EncodedFrame, anchors: list[Reference], previous: Reference) -> Segmentation:
         """Segment all K objects of ``frame`` given anchor frames and the previous frame."""

@@ -53,15 +53,9 @@ class ClipObjective(nn.Module):
         return self
 
     def encode(self, frames: torch.Tensor) -> list[EncodedFrame]:
-        network = self.network
         with torch.no_grad():
-            features = network.backbone(frames)
-        key, hidden = network.key_head(features[8], features[16])
-        instance, _ = network.instance_head(features[8], features[16])
-        return [
-            EncodedFrame(key=key[i], instance=instance[i], skip=features[4][i : i + 1], hidden=hidden[i : i + 1])
-            for i in range(len(frames))
-        ]
+            features = self.network.backbone(frames)
+        return self.network.encode_features(features)
 
     def forward(
         self,
