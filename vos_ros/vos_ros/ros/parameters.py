@@ -81,7 +81,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               check=_device),
     ParamSpec("short_side", 0, "Short side in pixels that frames are resized to for the network; 0 uses the "
               "config's own.", read_only=True, int_range=(0, 4096), check=_short_side),
-    ParamSpec("torch_threads", 0, "CPU threads for PyTorch; 0 keeps PyTorch's default.", read_only=True,
+    ParamSpec("torch_threads", 0, "CPU threads for PyTorch; 0: every core but one (kept for DDS and callbacks).", read_only=True,
               int_range=(0, 256)),
     ParamSpec("max_objects", 64, "Most objects tracked at once.", read_only=True, int_range=(1, 65535)),
     ParamSpec("lost_threshold", 0.3, "Object score below which an object is reported LOST.",
