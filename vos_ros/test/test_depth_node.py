@@ -83,7 +83,7 @@ class DepthClient:
 def node(tmp_path_factory, scene):
     domain = free_domain_id()
     process = start_node(
-        ["-p", "config:=matching", "-p", "short_side:=128", "-p", "torch_threads:=2", "-p", "use_depth:=true",
+        ["-p", "config:=matching", "-p", "short_side:=128", "-p", "use_depth:=true",
          "-p", "depth_slop:=0.01",
          "-p", f"depth_erosion:={EROSION}", "-p", "min_valid_depths:=20", "-p", f"cloud_stride:={STRIDE}",
          "-p", "warn_throttle:=0.0", "-r", f"depth:={DEPTH_TOPIC}", "-r", f"camera_info:={INFO_TOPIC}"],

@@ -46,7 +46,7 @@ def stream():
 def node(tmp_path_factory):
     domain = free_domain_id()
     process = start_node(
-        ["-p", f"short_side:={SHORT_SIDE}", "-p", "diagnostics_period:=0.2", "-p", "torch_threads:=2"],
+        ["-p", f"short_side:={SHORT_SIDE}", "-p", "diagnostics_period:=0.2"],
         tmp_path_factory.mktemp("vos_node") / "vos_node.log",
         domain,
     )
