@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from vos_ros.cli.arguments import image_size
 from vos_ros.cli.eval import format_table
 from vos_ros.engine.errors import VosError
 from vos_ros.eval.davis import DavisDataset, DavisError
@@ -22,10 +23,7 @@ LEARNED = sorted(name for name, config in CONFIGS.items() if config.learned)
 
 
 def _crop(text: str) -> tuple[int, int]:
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"crop must look like 448x256, got {text!r}") from None
+    height, width = image_size(text)
     if min(width, height) < 32 or width % 16 or height % 16:
         raise argparse.ArgumentTypeError(f"crop sides must be multiples of 16 and >= 32, got {text!r}")
     return height, width
