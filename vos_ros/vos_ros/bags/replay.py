@@ -30,6 +30,8 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 from vos_ros_interfaces.srv import SetInitialMask
 
+from vos_ros.ros.stats import percentiles
+
 from .bagfiles import BagError, header_stamp_ns, read_bag, write_bag
 from .clip_bag import GROUND_TRUTH_TOPIC, IMAGE_TOPIC, INITIAL_MASK_TOPIC
 from .node_process import NodeProcess
@@ -88,12 +90,8 @@ class ReplayResult:
         return self.answered / self.duration_s if self.duration_s > 0 else math.nan
 
     def latency_percentiles(self) -> dict[str, float]:
-        """p50, p90, p99 and max of the end-to-end latency in ms (NaN when nothing was answered)."""
-        values = np.asarray(self.latencies_ms, dtype=np.float64)
-        if values.size == 0:
-            return {key: math.nan for key in ("p50", "p90", "p99", "max")}
-        p50, p90, p99 = np.percentile(values, [50, 90, 99])
-        return {"p50": float(p50), "p90": float(p90), "p99": float(p99), "max": float(values.max())}
+        """p50, p90, p99, max and mean of the end-to-end latency in ms (NaN when nothing was answered)."""
+        return percentiles(self.latencies_ms)
 
     def report(self) -> dict:
         """The figures as JSON-ready data (scores as fractions, like vos-ros-eval's JSON)."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import os
-import struct
 import tempfile
 import threading
 import time
@@ -24,9 +23,11 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 from vos_ros_interfaces.srv import SetInitialMask
 
+from vos_ros.bags.bagfiles import header_stamp_ns
 from vos_ros.bags.node_process import NodeProcess
 from vos_ros.ros.convert import labels_to_image, rgb_to_image
 from vos_ros.ros.domains import free_domain_id, local_ros_env
+from vos_ros.ros.stats import percentiles
 from vos_ros.synthetic import make_clip
 
 NODE = "/vos_bench/vos_node"
@@ -50,13 +51,6 @@ class BenchOptions:
     node_args: tuple[str, ...] = ()
 
 
-def header_stamp_ns(cdr: bytes) -> int:
-    """The header stamp of a serialized message that starts with std_msgs/Header (CDR, 4-byte prefix)."""
-    little = cdr[1] == 1
-    sec, nanosec = struct.unpack_from("<iI" if little else ">iI", cdr, 4)
-    return sec * 1_000_000_000 + nanosec
-
-
 def rss_mb(pid: int) -> float:
     """Resident memory of a process in MiB (NaN once it is gone)."""
     try:
@@ -66,15 +60,6 @@ def rss_mb(pid: int) -> float:
     except OSError:
         pass
     return math.nan
-
-
-def percentiles(values) -> dict[str, float]:
-    values = np.asarray(values, dtype=np.float64)
-    if values.size == 0:
-        return {key: math.nan for key in ("p50", "p90", "p99", "max", "mean")}
-    p50, p90, p99 = np.percentile(values, [50, 90, 99])
-    return {"p50": float(p50), "p90": float(p90), "p99": float(p99), "max": float(values.max()),
-            "mean": float(values.mean())}
 
 
 class _Probe:

@@ -7,6 +7,8 @@ import threading
 import time
 from collections import Counter, deque
 
+import numpy as np
+
 
 class SlidingWindow:
     """Values observed during the last ``span`` seconds (thread-safe)."""
@@ -64,3 +66,13 @@ class Counters:
     def __getitem__(self, name: str) -> int:
         with self._lock:
             return self._counts[name]
+
+
+def percentiles(values) -> dict[str, float]:
+    """p50, p90, p99, max and mean of some figures (all NaN when there are none)."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return {key: math.nan for key in ("p50", "p90", "p99", "max", "mean")}
+    p50, p90, p99 = np.percentile(values, [50, 90, 99])
+    return {"p50": float(p50), "p90": float(p90), "p99": float(p99), "max": float(values.max()),
+            "mean": float(values.mean())}
