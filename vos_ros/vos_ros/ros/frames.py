@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from vos_ros.ros.stamp_pairing import StampBuffer
 
 
 @dataclass(frozen=True)
@@ -31,37 +32,28 @@ class RecentFrames:
     """The last ``capacity`` frames, looked up by exact stamp (thread-safe)."""
 
     def __init__(self, capacity: int):
-        self._frames: deque[Frame] = deque(maxlen=capacity)
-        self._lock = threading.Lock()
+        self._frames: StampBuffer[Frame] = StampBuffer(capacity, slop_ns=0)
 
     def add(self, frame: Frame) -> None:
-        with self._lock:
-            self._frames.append(frame)
+        self._frames.add(frame.stamp_ns, frame)
 
     def resize(self, capacity: int) -> None:
         """Keep at most ``capacity`` frames from now on (the newest ones survive)."""
-        with self._lock:
-            self._frames = deque(self._frames, maxlen=capacity)
+        self._frames.resize(capacity)
 
     def find(self, stamp_ns: int) -> Frame | None:
         """The newest frame with this stamp; stamp 0 means the newest frame of all."""
-        with self._lock:
-            for frame in reversed(self._frames):
-                if stamp_ns == 0 or frame.stamp_ns == stamp_ns:
-                    return frame
-        return None
+        return self._frames.newest() if stamp_ns == 0 else self._frames.lookup(stamp_ns).item
 
     def describe(self) -> str:
         """A short account of what the buffer holds, for error messages."""
-        with self._lock:
-            if not self._frames:
-                return "no frame received yet"
-            stamps = [frame.stamp_ns for frame in self._frames]
+        stamps = self._frames.stamps()
+        if not stamps:
+            return "no frame received yet"
         return f"{len(stamps)} recent frames, stamps {min(stamps) / 1e9:.9f} .. {max(stamps) / 1e9:.9f} s"
 
     def clear(self) -> None:
-        with self._lock:
-            self._frames.clear()
+        self._frames.clear()
 
 
 class NewestFrameSlot:

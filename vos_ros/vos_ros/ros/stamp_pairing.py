@@ -57,6 +57,16 @@ class StampBuffer(Generic[T]):
         offset = best[0] - stamp_ns
         return Lookup(best[1] if abs(offset) <= self.slop_ns else None, offset)
 
+    def newest(self) -> T | None:
+        """The item added last (None when empty)."""
+        with self._lock:
+            return self._items[-1][1] if self._items else None
+
+    def stamps(self) -> list[int]:
+        """The buffered stamps, oldest first."""
+        with self._lock:
+            return [stamp for stamp, _ in self._items]
+
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
