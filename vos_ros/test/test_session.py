@@ -1,5 +1,7 @@
 """The session API on synthetic clips: accuracy, stable ids, add/remove/reset, bad input."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -159,3 +161,15 @@ def test_object_appended_later_keeps_being_tracked(matching_network):
     for t in range(3, 14):
         result = session.step(clip.frames[t])
     assert _iou(result.label_map == 3, clip.labels[13] == 3) > 0.35
+
+
+def test_read_only_frames_at_the_network_scale_are_used_without_warnings(matching_network, clip):
+    # camera buffers arrive as read-only arrays; at the network's own scale they are not resized
+    session = Session(matching_network, short_side=min(SIZE))
+    frames = clip.frames.copy()
+    frames.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        session.set_mask(frames[0], clip.labels[0])
+        result = session.step(frames[1])
+    assert _iou(result.label_map == 1, clip.labels[1] == 1) > 0.5

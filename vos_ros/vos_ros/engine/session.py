@@ -207,6 +207,8 @@ class Session:
         size = (max(MIN_IMAGE_SIDE, round(width * scale)), max(MIN_IMAGE_SIDE, round(height * scale)))
         interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         resized = cv2.resize(image, size, interpolation=interpolation) if size != (width, height) else image
+        if not resized.flags.writeable:
+            resized = resized.copy()
         tensor = torch.from_numpy(np.ascontiguousarray(resized)).to(self.network.device)
         return tensor.permute(2, 0, 1)[None].float() / 255.0
 
