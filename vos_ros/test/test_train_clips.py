@@ -25,6 +25,30 @@ def test_pick_indices_keeps_anchor_before_previous_before_current_in_either_time
         pick_indices(1, np.random.default_rng(0), 3)
 
 
+def test_longer_clips_run_forward_or_backward_in_time_after_the_anchor():
+    directions = set()
+    for seed in range(200):
+        indices = pick_indices(12, np.random.default_rng(seed), max_gap=3, count=5)
+        anchor, run = indices[0], np.array(indices[1:])
+        steps = np.diff(run)
+        assert len(indices) == 5 and all(0 <= i < 12 for i in indices)
+        assert np.all((np.abs(steps) >= 1) & (np.abs(steps) <= 3))
+        assert np.all(steps > 0) or np.all(steps < 0)
+        assert (anchor <= run[0]) if steps[0] > 0 else (anchor >= run[0])
+        directions.add(bool(steps[0] > 0))
+    assert directions == {True, False}
+    assert len(set(pick_indices(4, np.random.default_rng(0), max_gap=5, count=5)[1:])) == 4
+    with pytest.raises(ValueError, match="at least 4 frames"):
+        pick_indices(3, np.random.default_rng(0), 3, count=5)
+
+
+def test_clip_length_sets_the_number_of_frames_of_composites():
+    spec = ClipSpec(short_side=96, crop=(64, 96), length=5, paste_weights=(0.0, 0.0, 1.0))
+    clip = make_training_clip(_videos(), spec, np.random.default_rng(4))
+    assert clip.frames.shape == (5, 64, 96, 3) and clip.labels.shape == (5, 64, 96)
+    assert clip.num_objects >= 2
+
+
 def test_clips_are_composites_with_consecutive_visible_objects():
     spec = ClipSpec(short_side=96, crop=(64, 96))
     videos = _videos()
@@ -87,3 +111,5 @@ def test_perturb_mask_grows_or_shrinks_every_object():
 def test_clip_spec_rejects_bad_crops():
     with pytest.raises(ValueError, match="multiples of 16"):
         ClipSpec(short_side=96, crop=(60, 96))
+    with pytest.raises(ValueError, match="at least 3 frames"):
+        ClipSpec(short_side=96, length=2)

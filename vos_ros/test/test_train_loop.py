@@ -5,12 +5,15 @@ import json
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from vos_ros.model import build_network
 from vos_ros.synthetic import make_clip
 from vos_ros.train.clips import ArrayVideo, ClipSpec, make_training_clip
 from vos_ros.train.loop import Trainer, TrainSettings, learning_rate, read_log
-from vos_ros.train.objective import collate
+from vos_ros.model.network import Reference
+from vos_ros.train.losses import segmentation_losses, soft_labels
+from vos_ros.train.objective import ClipObjective, collate
 
 SPEC = ClipSpec(short_side=96, crop=(64, 96), prediction_probability=0.0, perturb_probability=0.0)
 
@@ -42,6 +45,26 @@ def test_a_few_steps_lower_the_loss_on_held_out_clips(tmp_path):
     assert loaded.config.name == "fast"
     for name, value in trainer.network.state_dict().items():
         assert torch.equal(loaded.state_dict()[name], value), name
+
+
+def test_frames_after_the_third_are_segmented_from_the_networks_own_previous_output():
+    network = build_network("fast", device="cpu")
+    objective = ClipObjective(network).eval()
+    spec = ClipSpec(short_side=96, crop=(64, 96), length=4, prediction_probability=0.0, perturb_probability=0.0)
+    batch = collate([make_training_clip(_videos(), spec, np.random.default_rng(1))], torch.device("cpu"))
+    objects, labels = batch["num_objects"][0], batch["labels"][0]
+    with torch.no_grad():
+        losses = objective(**batch)
+        frames = objective.encode(batch["frames"])
+        anchor = Reference(frames[0], soft_labels(labels[0], objects, frames[0].size))
+        given = Reference(frames[1], soft_labels(batch["previous"][0], objects, frames[1].size))
+        first = network.segment(frames[2], [anchor], given)
+        own = F.adaptive_avg_pool2d(first.log_probs.exp()[None], frames[2].size)[0]
+        second = network.segment(frames[3], [anchor], Reference(frames[2], own))
+        truth = network.segment(frames[3], [anchor], Reference(frames[2], soft_labels(labels[2], objects, frames[2].size)))
+    fused = lambda output, t: segmentation_losses(output, labels[t], objects)["fused"]  # noqa: E731
+    assert torch.allclose(losses["fused"], (fused(first, 2) + fused(second, 3)) / 2)
+    assert not torch.allclose(losses["fused"], (fused(first, 2) + fused(truth, 3)) / 2)
 
 
 def test_backbone_stays_frozen(tmp_path):

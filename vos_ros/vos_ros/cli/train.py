@@ -34,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="vos-ros-train",
         description=(
             "Train the embedding heads, prototype relation and decoder of a learned config on "
-            "(anchor, previous, current) clips with pasted multi-object composites; the ImageNet "
+            "clips (anchor, previous, then frames propagated with the network's own masks) with pasted "
+            "multi-object composites; the ImageNet "
             "backbone stays frozen. Writes train_log.jsonl, checkpoint-<step>.pt, weights.pt, "
             "loss_curve.png and eval_<split>.json to --out. Under 'torchrun --nproc_per_node N' "
             "it trains with DistributedDataParallel (gloo on CPU, nccl on CUDA)."
@@ -50,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=1, help="clips per step and process (default 1)")
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
     parser.add_argument("--crop", type=_crop, default=(256, 448), help="training crop WxH at the config's scale (default 448x256)")
+    parser.add_argument(
+        "--clip-length", type=int, default=3, help="frames per clip: anchor, previous, then frames to segment (default 3)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of initialisation and clip sampling (default 0)")
     parser.add_argument("--checkpoint-every", type=int, default=250, help="steps between checkpoints (default 250)")
     parser.add_argument("--threads", type=int, help="torch CPU threads per process (default: torch's choice)")
@@ -76,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             checkpoint_every=args.checkpoint_every,
         )
-        spec = ClipSpec(short_side=CONFIGS[args.config].short_side, crop=args.crop)
+        spec = ClipSpec(short_side=CONFIGS[args.config].short_side, crop=args.crop, length=args.clip_length)
         context = init_distributed(resolve_device(args.device))
         trainer = Trainer(videos, args.out, settings, spec, context, progress=not args.no_progress)
         if args.resume:

@@ -1,4 +1,4 @@
-"""Training clips: (anchor, previous, current) frames with exact multi-object labels.
+"""Training clips: an anchor frame, then a run of frames to propagate through, with exact multi-object labels.
 
 A clip is cut from one base video; the objects of 0-2 other videos (or of the base video
 itself, for look-alike instances) are pasted on top, each moving with its own frames, so
@@ -51,11 +51,13 @@ class ClipSpec:
 
     ``short_side`` is the network's input scale (frames are resized so that their short side
     matches it, times a jitter in ``scale_range``) and ``crop`` the (height, width) cut out of
-    that, multiples of 16.
+    that, multiples of 16. ``length`` frames make a clip: the anchor, the given previous frame,
+    then ``length - 2`` frames the network propagates through in time order.
     """
 
     short_side: int
     crop: tuple[int, int] = (256, 448)
+    length: int = 3
     max_gap: int = 5
     scale_range: tuple[float, float] = (0.8, 1.2)
     paste_weights: tuple[float, ...] = (0.3, 0.4, 0.3)
@@ -71,11 +73,13 @@ class ClipSpec:
             raise ValueError(f"crop sides must be multiples of 16 and >= 32, got {self.crop}")
         if self.max_gap < 1:
             raise ValueError(f"max_gap must be >= 1, got {self.max_gap}")
+        if self.length < 3:
+            raise ValueError(f"a clip needs at least 3 frames (anchor, previous, current), got {self.length}")
 
 
 @dataclass
 class TrainingClip:
-    """Three frames [3, H, W, 3] uint8, labels [3, H, W] int64 in 0..K, and how to treat the previous mask.
+    """Frames [T, H, W, 3] uint8, labels [T, H, W] int64 in 0..K, and how to treat the previous mask.
 
     ``previous_labels`` is the (possibly dilated/eroded) previous mask given to the network
     when ``use_prediction`` is False; otherwise the network's own prediction replaces it.
@@ -91,14 +95,18 @@ class TrainingClip:
         return int(self.labels.max())
 
 
-def pick_indices(length: int, rng: np.random.Generator, max_gap: int) -> tuple[int, int, int]:
-    """(anchor, previous, current) frame indices: anchor <= previous < current, maybe time-reversed."""
-    if length < 2:
-        raise ValueError(f"a video needs at least 2 frames to make clips, got {length}")
-    step = int(rng.integers(1, min(max_gap, length - 1) + 1))
-    back = int(rng.integers(0, length - step))
-    anchor = int(rng.integers(0, length - step - back))
-    indices = (anchor, anchor + back, anchor + back + step)
+def pick_indices(length: int, rng: np.random.Generator, max_gap: int, count: int = 3) -> tuple[int, ...]:
+    """``count`` frame indices: the anchor, then frames in time order (steps of 1..``max_gap``),
+    the anchor no later than the first of them; maybe all time-reversed."""
+    if length < count - 1:
+        raise ValueError(f"a video needs at least {count - 1} frames to make clips, got {length}")
+    gap = min(max_gap, (length - 1) // (count - 2))
+    steps = rng.integers(1, gap + 1, size=count - 2)
+    span = int(steps.sum())
+    back = int(rng.integers(0, length - span))
+    anchor = int(rng.integers(0, length - span - back))
+    first = anchor + back
+    indices = (anchor, first, *(first + int(offset) for offset in np.cumsum(steps)))
     if rng.random() < 0.5:
         indices = tuple(length - 1 - i for i in indices)
     return indices
@@ -153,12 +161,13 @@ def _paste_layer(video: Video, indices: tuple[int, ...], spec: ClipSpec, scale: 
     return _warp(video, indices, matrix, spec.crop)
 
 
-def _same_gaps(length: int, indices: tuple[int, int, int], rng: np.random.Generator) -> tuple[int, int, int]:
-    """Indices into another video with the same previous->current step as ``indices`` (clamped)."""
-    step = min(abs(indices[CURRENT] - indices[PREVIOUS]), length - 1)
-    previous = int(rng.integers(0, length - step))
+def _same_gaps(length: int, indices: tuple[int, ...], rng: np.random.Generator) -> tuple[int, ...]:
+    """Indices into another video with the same steps after the previous frame as ``indices`` (clamped)."""
+    steps = np.abs(np.diff(indices[PREVIOUS:]))
+    steps = np.minimum(steps, (length - 1) // len(steps))
+    previous = int(rng.integers(0, length - int(steps.sum())))
     anchor = int(rng.integers(0, previous + 1))
-    return anchor, previous, previous + step
+    return (anchor, previous, *(previous + int(offset) for offset in np.cumsum(steps)))
 
 
 def _relabel(labels: np.ndarray, spec: ClipSpec) -> np.ndarray:
@@ -187,7 +196,7 @@ def make_training_clip(videos: list[Video], spec: ClipSpec, rng: np.random.Gener
     """Draw one clip (retrying draws whose objects are not visible on the anchor frame)."""
     for _ in range(attempts):
         base = videos[int(rng.integers(len(videos)))]
-        indices = pick_indices(len(base), rng, spec.max_gap)
+        indices = pick_indices(len(base), rng, spec.max_gap, spec.length)
         (frames, labels), scale = _base_layer(base, indices, spec, rng)
         pastes = int(rng.choice(len(spec.paste_weights), p=np.asarray(spec.paste_weights) / sum(spec.paste_weights)))
         source = None

@@ -16,11 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from vos_ros.model.network import EncodedFrame, Reference, VosNetwork
-from vos_ros.train.clips import ANCHOR, CURRENT, TrainingClip
+from vos_ros.train.clips import ANCHOR, CURRENT, PREVIOUS, TrainingClip
 from vos_ros.train.losses import segmentation_losses, soft_labels
-
-FRAMES_PER_CLIP = 3
-
 
 def freeze_backbone(network: VosNetwork) -> None:
     """Stop gradients into the backbone."""
@@ -36,8 +33,11 @@ def trainable_parameters(network: VosNetwork) -> list[nn.Parameter]:
 class ClipObjective(nn.Module):
     """``forward(frames, labels, previous, use_prediction, num_objects)`` -> dict of mean losses (plus ``total``).
 
-    ``frames`` [B*3, 3, H, W] in [0, 1] (anchor, previous, current per clip), ``labels`` [B, 3, H, W],
-    ``previous`` [B, H, W] (the previous mask given when the clip does not use the prediction).
+    ``frames`` [B*T, 3, H, W] in [0, 1] (T frames per clip: anchor, previous, then the frames to
+    segment), ``labels`` [B, T, H, W], ``previous`` [B, H, W] (the previous mask given when the
+    clip does not use the prediction). From the third frame on, each frame is segmented against
+    the anchor and the frame before it, whose probabilities are the network's own (detached)
+    output, as in a session; the losses are averaged over those frames.
     """
 
     def __init__(self, network: VosNetwork):
@@ -66,19 +66,23 @@ class ClipObjective(nn.Module):
         num_objects: Sequence[int],
     ) -> dict[str, torch.Tensor]:
         encoded = self.encode(frames)
+        length = labels.shape[1]
+        share = 1.0 / (len(num_objects) * (length - CURRENT))
         totals: dict[str, torch.Tensor] = {}
         for b, (predict, objects) in enumerate(zip(use_prediction, num_objects)):
-            anchor_frame, previous_frame, current_frame = encoded[FRAMES_PER_CLIP * b : FRAMES_PER_CLIP * (b + 1)]
-            anchor = Reference(anchor_frame, soft_labels(labels[b, ANCHOR], objects, anchor_frame.size))
+            clip = encoded[length * b : length * (b + 1)]
+            anchor = Reference(clip[ANCHOR], soft_labels(labels[b, ANCHOR], objects, clip[ANCHOR].size))
             if predict:
                 with torch.no_grad():
-                    guess = self.network.segment(previous_frame, [anchor], anchor).log_probs.exp()
-                previous_probs = F.adaptive_avg_pool2d(guess[None], previous_frame.size)[0]
+                    guess = self.network.segment(clip[PREVIOUS], [anchor], anchor).log_probs.exp()
+                previous_probs = F.adaptive_avg_pool2d(guess[None], clip[PREVIOUS].size)[0]
             else:
-                previous_probs = soft_labels(previous[b], objects, previous_frame.size)
-            output = self.network.segment(current_frame, [anchor], Reference(previous_frame, previous_probs))
-            for name, value in segmentation_losses(output, labels[b, CURRENT], objects).items():
-                totals[name] = totals.get(name, 0.0) + value / len(num_objects)
+                previous_probs = soft_labels(previous[b], objects, clip[PREVIOUS].size)
+            for t in range(CURRENT, length):
+                output = self.network.segment(clip[t], [anchor], Reference(clip[t - 1], previous_probs))
+                for name, value in segmentation_losses(output, labels[b, t], objects).items():
+                    totals[name] = totals.get(name, 0.0) + value * share
+                previous_probs = F.adaptive_avg_pool2d(output.log_probs.detach().exp()[None], clip[t].size)[0]
         totals["total"] = sum(totals.values())
         return totals
 
