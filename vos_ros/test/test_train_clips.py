@@ -71,7 +71,14 @@ def test_pasted_objects_carry_their_own_pixels():
     labels[:, 30:60, 40:80] = 1
     white = frames.copy()
     white[labels > 0] = 255
-    spec = ClipSpec(short_side=96, crop=(64, 96), paste_weights=(0.0, 1.0), scale_range=(1.0, 1.0), paste_scale=(1.0, 1.0))
+    spec = ClipSpec(
+        short_side=96,
+        crop=(64, 96),
+        paste_weights=(0.0, 1.0),
+        scale_range=(1.0, 1.0),
+        paste_scale=(1.0, 1.0),
+        distractor_probability=0.0,
+    )
     videos = [ArrayVideo(white, labels)]
     clip = make_training_clip(videos, spec, np.random.default_rng(3))
     kernel = np.ones((3, 3), np.uint8)
@@ -81,6 +88,20 @@ def test_pasted_objects_carry_their_own_pixels():
     assert clip.num_objects >= 2
     assert clip.frames[core].min() > 200
     assert clip.frames[outside].max() < 50
+
+
+def test_distractors_are_pasted_but_stay_background():
+    # a black video whose object is a white square; pasted copies that are distractors stay label 0
+    frames = np.zeros((6, 96, 128, 3), np.uint8)
+    labels = np.zeros((6, 96, 128), np.uint16)
+    labels[:, 30:60, 40:80] = 1
+    frames[labels > 0] = 255
+    spec = ClipSpec(short_side=96, crop=(64, 96), paste_weights=(0.0, 0.0, 1.0), distractor_probability=1.0)
+    for seed in range(5):
+        clip = make_training_clip([ArrayVideo(frames, labels)], spec, np.random.default_rng(seed))
+        assert clip.num_objects == 1
+        white = clip.frames.min(axis=-1) > 200
+        assert (white & (clip.labels == 0)).sum() > 0.2 * (white & (clip.labels == 1)).sum()
 
 
 def test_same_seed_same_clip_other_seed_other_clip():

@@ -2,9 +2,11 @@
 
 A clip is cut from one base video; the objects of 0-2 other videos (or of the base video
 itself, for look-alike instances) are pasted on top, each moving with its own frames, so
-every clip has 1-3 (or more, with multi-object sources) instances with exact masks. Scale,
-crop and flips are applied consistently to the three frames. All randomness comes from the
-``numpy.random.Generator`` passed in, so a clip is a pure function of its seed.
+every clip has 1-3 (or more, with multi-object sources) instances with exact masks. Some
+pasted objects stay unlabelled: distractors (often twins of a tracked object) the network
+must learn to leave in the background. Scale, crop and flips are applied consistently to
+all frames. All randomness comes from the ``numpy.random.Generator`` passed in, so a clip
+is a pure function of its seed.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class ClipSpec:
     paste_weights: tuple[float, ...] = (0.3, 0.4, 0.3)
     paste_scale: tuple[float, float] = (0.4, 1.0)
     twin_probability: float = 0.3
+    distractor_probability: float = 0.25
     min_anchor_fraction: float = 0.004
     max_objects: int = 4
     prediction_probability: float = 0.5
@@ -208,7 +211,8 @@ def make_training_clip(videos: list[Video], spec: ClipSpec, rng: np.random.Gener
             offset = int(labels.max())
             inside = layer_labels > 0
             frames = np.where(inside[..., None], layer_frames, frames)
-            labels = np.where(inside, layer_labels + offset, labels)
+            distractor = rng.random() < spec.distractor_probability
+            labels = np.where(inside, 0 if distractor else layer_labels + offset, labels)
         labels = _relabel(labels, spec)
         if labels.max() == 0:
             continue
