@@ -77,6 +77,25 @@ def test_backbone_stays_frozen(tmp_path):
     assert not torch.equal(trainer.network.key_head.out.weight, heads)
 
 
+def test_tuned_backbone_blocks_learn_at_a_tenth_of_the_rate_and_the_rest_stays_frozen(tmp_path):
+    settings = TrainSettings(config="fast", steps=2, warmup=1, tuned_backbone_blocks=2)
+    trainer = Trainer(_videos(), tmp_path, settings, SPEC, progress=False)
+    before = {k: v.clone() for k, v in trainer.network.backbone.state_dict().items()}
+    trainer.run()
+    first_tuned = trainer.network.backbone.num_blocks - 2
+    for name, value in trainer.network.backbone.state_dict().items():
+        parts = name.split(".")
+        tuned = parts[0] == "_blocks" and int(parts[1]) >= first_tuned and "running" not in name
+        if tuned and name.endswith("weight"):
+            assert not torch.equal(value, before[name]), name
+        elif not tuned:
+            assert torch.equal(value, before[name]), name
+    heads, backbone = trainer.optimizer.param_groups
+    assert backbone["lr"] == pytest.approx(0.1 * heads["lr"])
+    with pytest.raises(ValueError, match="tuned backbone blocks"):
+        Trainer(_videos(), tmp_path, TrainSettings(config="fast", steps=1, tuned_backbone_blocks=99), SPEC, progress=False)
+
+
 def test_resuming_a_checkpoint_continues_exactly_like_an_uninterrupted_run(tmp_path):
     videos = _videos()
     settings = TrainSettings(config="fast", steps=4, warmup=2, checkpoint_every=2, seed=7)

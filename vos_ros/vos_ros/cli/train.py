@@ -54,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--clip-length", type=int, default=3, help="frames per clip: anchor, previous, then frames to segment (default 3)"
     )
+    parser.add_argument(
+        "--tune-backbone-blocks",
+        type=int,
+        default=0,
+        help="also train the last N backbone blocks, at a tenth of the learning rate (default 0: frozen)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of initialisation and clip sampling (default 0)")
     parser.add_argument("--checkpoint-every", type=int, default=250, help="steps between checkpoints (default 250)")
     parser.add_argument("--threads", type=int, help="torch CPU threads per process (default: torch's choice)")
@@ -79,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             lr=args.lr,
             seed=args.seed,
             checkpoint_every=args.checkpoint_every,
+            tuned_backbone_blocks=args.tune_backbone_blocks,
         )
         spec = ClipSpec(short_side=CONFIGS[args.config].short_side, crop=args.crop, length=args.clip_length)
         context = init_distributed(resolve_device(args.device))

@@ -129,11 +129,20 @@ class Backbone(nn.Module):
         self._blocks = nn.ModuleList(full._blocks[: last + 1])
         self._taps = {index: stride for stride, (index, _) in FEATURE_BLOCKS.items()}
 
-    def forward(self, rgb: torch.Tensor) -> dict[int, torch.Tensor]:
-        x = F.relu6(self._bn0(self._conv_stem(rgb * 2.0 - 1.0)))
+    @property
+    def num_blocks(self) -> int:
+        """Number of MBConv blocks in the trunk."""
+        return len(self._blocks)
+
+    def forward(self, rgb: torch.Tensor, frozen_blocks: int = 0) -> dict[int, torch.Tensor]:
+        """Features by stride; the stem and the first ``frozen_blocks`` blocks run without autograd."""
+        grad = torch.is_grad_enabled()
+        with torch.set_grad_enabled(grad and frozen_blocks == 0):
+            x = F.relu6(self._bn0(self._conv_stem(rgb * 2.0 - 1.0)))
         features = {}
         for index, block in enumerate(self._blocks):
-            x = block(x)
+            with torch.set_grad_enabled(grad and index >= frozen_blocks):
+                x = block(x)
             if index in self._taps:
                 features[self._taps[index]] = x
         return features

@@ -24,7 +24,7 @@ from vos_ros.model import VosNetwork, get_config
 from vos_ros.model.factory import load_checkpoint, save_checkpoint
 from vos_ros.train.clips import ClipSpec, Video, make_training_clip
 from vos_ros.train.distributed import DistributedContext, average_across_ranks
-from vos_ros.train.objective import ClipObjective, collate, trainable_parameters
+from vos_ros.train.objective import ClipObjective, collate, parameter_groups, trainable_parameters
 from vos_ros.train.plot import plot_losses
 
 LOG_NAME = "train_log.jsonl"
@@ -47,6 +47,8 @@ class TrainSettings:
     seed: int = 0
     checkpoint_every: int = 250
     keep_checkpoints: int = 2
+    tuned_backbone_blocks: int = 0
+    backbone_lr_scale: float = 0.1
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
@@ -101,9 +103,9 @@ class Trainer:
         self.progress = progress and self.context.is_main
         torch.manual_seed(settings.seed)
         self.network = VosNetwork(config).to(self.context.device)
-        self.objective = ClipObjective(self.network)
+        self.objective = ClipObjective(self.network, settings.tuned_backbone_blocks)
         self.optimizer = torch.optim.AdamW(
-            trainable_parameters(self.network), lr=settings.lr, weight_decay=settings.weight_decay
+            parameter_groups(self.network, settings.backbone_lr_scale), lr=settings.lr, weight_decay=settings.weight_decay
         )
         self.step = 0
         if self.context.enabled:
@@ -161,7 +163,7 @@ class Trainer:
         started = time.perf_counter()
         lr = learning_rate(self.step, self.settings)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group["lr_scale"]
         self.model.train()
         losses = self.model(**self.batch(self.step))
         self.optimizer.zero_grad(set_to_none=True)

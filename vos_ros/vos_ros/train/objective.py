@@ -1,9 +1,10 @@
-"""The training forward pass: a frozen backbone, trainable heads, one loss per batch of clips.
+"""The training forward pass: a mostly frozen backbone, trainable heads, one loss per batch of clips.
 
-The ImageNet backbone stays frozen (no gradient, batch norm in eval mode): on a 2-core CPU
-its backward pass would triple the step time, and with 30 training videos its features are
-better left general. Only the embedding heads, the prototype relation, the decoder and the
-three scalars learn.
+The ImageNet backbone stays frozen (no gradient, batch norm in eval mode) up to its last
+``tuned_blocks`` blocks: on a 2-core CPU a backward pass through the whole trunk would triple
+the step time, and with 30 training videos its early features are better left general. The
+embedding heads, the prototype relation, the decoder, the three scalars and the tuned blocks
+learn; batch norm keeps its ImageNet statistics everywhere.
 """
 
 from __future__ import annotations
@@ -19,15 +20,28 @@ from vos_ros.model.network import EncodedFrame, Reference, VosNetwork
 from vos_ros.train.clips import ANCHOR, CURRENT, PREVIOUS, TrainingClip
 from vos_ros.train.losses import segmentation_losses, soft_labels
 
-def freeze_backbone(network: VosNetwork) -> None:
-    """Stop gradients into the backbone."""
-    for parameter in network.backbone.parameters():
-        parameter.requires_grad_(False)
+def freeze_backbone(network: VosNetwork, tuned_blocks: int = 0) -> None:
+    """Stop gradients into the backbone, except its last ``tuned_blocks`` blocks."""
+    first_tuned = network.backbone.num_blocks - tuned_blocks
+    for name, parameter in network.backbone.named_parameters():
+        parts = name.split(".")
+        tuned = parts[0] == "_blocks" and int(parts[1]) >= first_tuned
+        parameter.requires_grad_(tuned)
 
 
 def trainable_parameters(network: VosNetwork) -> list[nn.Parameter]:
-    """Every parameter outside the backbone."""
-    return [p for name, p in network.named_parameters() if not name.startswith("backbone.")]
+    """Every parameter that learns: the heads and any tuned backbone blocks."""
+    return [p for p in network.parameters() if p.requires_grad]
+
+
+def parameter_groups(network: VosNetwork, backbone_lr_scale: float) -> list[dict]:
+    """Optimizer groups: the heads at the full rate, tuned backbone blocks at ``backbone_lr_scale`` of it."""
+    heads = [p for name, p in network.named_parameters() if not name.startswith("backbone.")]
+    tuned = [p for p in network.backbone.parameters() if p.requires_grad]
+    groups = [{"params": heads, "lr_scale": 1.0}]
+    if tuned:
+        groups.append({"params": tuned, "lr_scale": backbone_lr_scale})
+    return groups
 
 
 class ClipObjective(nn.Module):
@@ -40,12 +54,15 @@ class ClipObjective(nn.Module):
     output, as in a session; the losses are averaged over those frames.
     """
 
-    def __init__(self, network: VosNetwork):
+    def __init__(self, network: VosNetwork, tuned_blocks: int = 0):
         super().__init__()
         if not network.config.learned:
             raise ValueError(f"config {network.config.name!r} has nothing to learn")
+        if not 0 <= tuned_blocks <= network.backbone.num_blocks:
+            raise ValueError(f"tuned backbone blocks must be in 0..{network.backbone.num_blocks}, got {tuned_blocks}")
         self.network = network
-        freeze_backbone(network)
+        self.frozen_blocks = network.backbone.num_blocks - tuned_blocks
+        freeze_backbone(network, tuned_blocks)
 
     def train(self, mode: bool = True) -> ClipObjective:
         super().train(mode)
@@ -53,9 +70,7 @@ class ClipObjective(nn.Module):
         return self
 
     def encode(self, frames: torch.Tensor) -> list[EncodedFrame]:
-        with torch.no_grad():
-            features = self.network.backbone(frames)
-        return self.network.encode_features(features)
+        return self.network.encode_features(self.network.backbone(frames, self.frozen_blocks))
 
     def forward(
         self,
