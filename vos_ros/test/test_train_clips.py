@@ -134,3 +134,5 @@ def test_clip_spec_rejects_bad_crops():
         ClipSpec(short_side=96, crop=(60, 96))
     with pytest.raises(ValueError, match="at least 3 frames"):
         ClipSpec(short_side=96, length=2)
+    with pytest.raises(ValueError, match="distractor_probability"):
+        ClipSpec(short_side=96, distractor_probability=1.5)

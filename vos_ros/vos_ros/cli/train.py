@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--clip-length", type=int, default=3, help="frames per clip: anchor, previous, then frames to segment (default 3)"
     )
     parser.add_argument(
+        "--distractor-probability",
+        type=float,
+        default=0.25,
+        help="chance that a pasted object stays unlabelled background (default 0.25)",
+    )
+    parser.add_argument(
         "--tune-backbone-blocks",
         type=int,
         default=0,
@@ -87,7 +93,12 @@ def main(argv: list[str] | None = None) -> int:
             checkpoint_every=args.checkpoint_every,
             tuned_backbone_blocks=args.tune_backbone_blocks,
         )
-        spec = ClipSpec(short_side=CONFIGS[args.config].short_side, crop=args.crop, length=args.clip_length)
+        spec = ClipSpec(
+            short_side=CONFIGS[args.config].short_side,
+            crop=args.crop,
+            length=args.clip_length,
+            distractor_probability=args.distractor_probability,
+        )
         context = init_distributed(resolve_device(args.device))
         trainer = Trainer(videos, args.out, settings, spec, context, progress=not args.no_progress)
         if args.resume:

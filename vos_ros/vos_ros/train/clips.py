@@ -76,6 +76,8 @@ class ClipSpec:
             raise ValueError(f"crop sides must be multiples of 16 and >= 32, got {self.crop}")
         if self.max_gap < 1:
             raise ValueError(f"max_gap must be >= 1, got {self.max_gap}")
+        if not 0.0 <= self.distractor_probability <= 1.0:
+            raise ValueError(f"distractor_probability must be in [0, 1], got {self.distractor_probability}")
         if self.length < 3:
             raise ValueError(f"a clip needs at least 3 frames (anchor, previous, current), got {self.length}")
 
@@ -211,7 +213,7 @@ def make_training_clip(videos: list[Video], spec: ClipSpec, rng: np.random.Gener
             offset = int(labels.max())
             inside = layer_labels > 0
             frames = np.where(inside[..., None], layer_frames, frames)
-            distractor = rng.random() < spec.distractor_probability
+            distractor = spec.distractor_probability > 0 and rng.random() < spec.distractor_probability
             labels = np.where(inside, 0 if distractor else layer_labels + offset, labels)
         labels = _relabel(labels, spec)
         if labels.max() == 0:
