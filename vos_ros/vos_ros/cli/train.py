@@ -35,8 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Train the embedding heads, prototype relation and decoder of a learned config on "
             "clips (anchor, previous, then frames propagated with the network's own masks) with pasted "
-            "multi-object composites; the ImageNet "
-            "backbone stays frozen. Writes train_log.jsonl, checkpoint-<step>.pt, weights.pt, "
+            "multi-object composites and unlabelled distractors; the ImageNet backbone stays "
+            "frozen except its last --tune-backbone-blocks blocks. Writes train_log.jsonl, checkpoint-<step>.pt, weights.pt, "
             "loss_curve.png and eval_<split>.json to --out. Under 'torchrun --nproc_per_node N' "
             "it trains with DistributedDataParallel (gloo on CPU, nccl on CUDA)."
         ),
