@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 
 from vos_ros.model import build_network
+from vos_ros.model.network import Reference
 from vos_ros.synthetic import make_clip
 from vos_ros.train.clips import ArrayVideo, ClipSpec, make_training_clip
 from vos_ros.train.loop import Trainer, TrainSettings, learning_rate, read_log
-from vos_ros.model.network import Reference
 from vos_ros.train.losses import segmentation_losses, soft_labels
 from vos_ros.train.objective import ClipObjective, collate
 

@@ -125,7 +125,7 @@ class Session:
             frame = self.network.encode(self._to_tensor(image))
             output = self.network.segment(frame, self.memory.anchors, self.memory.previous)
             probs = output.log_probs.float().exp()
-            self.memory.previous = Reference(frame=frame, probs=F.adaptive_avg_pool2d(probs[None], frame.size)[0])
+            self.memory.previous = Reference.pooled(frame, probs)
             full = F.interpolate(probs[None], size=(height, width), mode="bilinear", align_corners=False)[0]
             confidence, slots = full.max(0)
             slots = slots.to(torch.int32).cpu().numpy()

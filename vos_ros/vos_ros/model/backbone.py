@@ -134,6 +134,10 @@ class Backbone(nn.Module):
         """Number of MBConv blocks in the trunk."""
         return len(self._blocks)
 
+    def last_blocks(self, count: int) -> list[nn.Module]:
+        """The last ``count`` MBConv blocks (none for 0)."""
+        return list(self._blocks)[self.num_blocks - count :]
+
     def forward(self, rgb: torch.Tensor, frozen_blocks: int = 0) -> dict[int, torch.Tensor]:
         """Features by stride; the stem and the first ``frozen_blocks`` blocks run without autograd."""
         grad = torch.is_grad_enabled()

@@ -58,6 +58,11 @@ class Reference:
     probs: torch.Tensor
     foreground_only: bool = False
 
+    @classmethod
+    def pooled(cls, frame: EncodedFrame, probs: torch.Tensor) -> Reference:
+        """A reference from soft labels [K+1, H, W] at any resolution, area-pooled to the frame's grid."""
+        return cls(frame, F.adaptive_avg_pool2d(probs[None], frame.size)[0])
+
     def pixels(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys [C, M] and soft labels [K+1, M] of the pixels to match against."""
         keys, probs = self.frame.key.flatten(1), self.probs.flatten(1)

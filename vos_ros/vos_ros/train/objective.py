@@ -13,20 +13,18 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from vos_ros.model.network import EncodedFrame, Reference, VosNetwork
 from vos_ros.train.clips import ANCHOR, CURRENT, PREVIOUS, TrainingClip
 from vos_ros.train.losses import segmentation_losses, soft_labels
 
+
 def freeze_backbone(network: VosNetwork, tuned_blocks: int = 0) -> None:
     """Stop gradients into the backbone, except its last ``tuned_blocks`` blocks."""
-    first_tuned = network.backbone.num_blocks - tuned_blocks
-    for name, parameter in network.backbone.named_parameters():
-        parts = name.split(".")
-        tuned = parts[0] == "_blocks" and int(parts[1]) >= first_tuned
-        parameter.requires_grad_(tuned)
+    network.backbone.requires_grad_(False)
+    for block in network.backbone.last_blocks(tuned_blocks):
+        block.requires_grad_(True)
 
 
 def trainable_parameters(network: VosNetwork) -> list[nn.Parameter]:
@@ -90,14 +88,14 @@ class ClipObjective(nn.Module):
             if predict:
                 with torch.no_grad():
                     guess = self.network.segment(clip[PREVIOUS], [anchor], anchor).log_probs.exp()
-                previous_probs = F.adaptive_avg_pool2d(guess[None], clip[PREVIOUS].size)[0]
+                reference = Reference.pooled(clip[PREVIOUS], guess)
             else:
-                previous_probs = soft_labels(previous[b], objects, clip[PREVIOUS].size)
+                reference = Reference(clip[PREVIOUS], soft_labels(previous[b], objects, clip[PREVIOUS].size))
             for t in range(CURRENT, length):
-                output = self.network.segment(clip[t], [anchor], Reference(clip[t - 1], previous_probs))
+                output = self.network.segment(clip[t], [anchor], reference)
                 for name, value in segmentation_losses(output, labels[b, t], objects).items():
                     totals[name] = totals.get(name, 0.0) + value * share
-                previous_probs = F.adaptive_avg_pool2d(output.log_probs.detach().exp()[None], clip[t].size)[0]
+                reference = Reference.pooled(clip[t], output.log_probs.detach().exp())
         totals["total"] = sum(totals.values())
         return totals
 
