@@ -16,7 +16,7 @@ from vos_ros.eval.davis import DavisDataset, DavisError
 from vos_ros.eval.runner import evaluate
 from vos_ros.model import CONFIGS, resolve_device
 from vos_ros.train.clips import ClipSpec
-from vos_ros.train.distributed import init_distributed, shutdown_distributed
+from vos_ros.train.distributed import exit_worker, init_distributed, shutdown_distributed
 from vos_ros.train.loop import WEIGHTS_NAME, Trainer, TrainSettings
 
 LEARNED = sorted(name for name, config in CONFIGS.items() if config.learned)
@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     context = None
+    finished = False
     try:
         dataset = DavisDataset(args.data)
         videos = [dataset.sequence(name) for name in dataset.split(args.split)]
@@ -116,12 +117,15 @@ def main(argv: list[str] | None = None) -> int:
             }
             (Path(args.out) / f"eval_{Path(args.eval_split).stem}.json").write_text(json.dumps(report, indent=2) + "\n")
             print(format_table(report))
+        finished = True
     except (DavisError, VosError, ValueError, OSError) as error:
         print(f"vos-ros-train: error: {error}", file=sys.stderr)
         return 2
     finally:
         if context is not None:
-            shutdown_distributed(context)
+            shutdown_distributed(context, wait_for_all=finished)
+    if context.enabled:
+        exit_worker(0)
     return 0
 
 

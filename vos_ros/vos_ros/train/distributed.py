@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
+from typing import NoReturn
 
 import torch
 import torch.distributed as dist
@@ -57,7 +59,26 @@ def average_across_ranks(values: dict[str, float], context: DistributedContext) 
     return {name: float(v) / context.world_size for name, v in zip(names, tensor.tolist())}
 
 
-def shutdown_distributed(context: DistributedContext) -> None:
-    """Leave the process group (no-op on one process)."""
+def shutdown_distributed(context: DistributedContext, *, wait_for_all: bool) -> None:
+    """Leave the process group (no-op on one process).
+
+    ``wait_for_all`` first waits until every rank is done, so no rank tears down gloo
+    while another still uses it (which can abort with SIGABRT); pass ``False`` on an
+    error path, where the other ranks may never arrive.
+    """
     if context.enabled and dist.is_initialized():
+        if wait_for_all:
+            dist.barrier()
         dist.destroy_process_group()
+
+
+def exit_worker(code: int) -> NoReturn:
+    """End a torchrun worker now, skipping interpreter finalisation.
+
+    Call it after ``shutdown_distributed``. Gloo's C++ teardown during finalisation sometimes
+    aborts (SIGABRT) a worker that has already finished and left the process group, and
+    torchrun then reports the whole run as failed.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
