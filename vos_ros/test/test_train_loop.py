@@ -112,7 +112,10 @@ def test_resuming_a_checkpoint_continues_exactly_like_an_uninterrupted_run(tmp_p
         for key in ("loss_total", "loss_fg", "loss_instance", "loss_fused", "grad_norm", "lr"):
             assert got[key] == expected[key], key
     assert whole[2]["loss_total"] != whole[0]["loss_total"]
-    final_whole = torch.load(tmp_path / "whole" / "weights.pt", weights_only=True)["state_dict"]
+    weights = torch.load(tmp_path / "whole" / "weights.pt", weights_only=True)
+    assert weights["clips"]["length"] == spec.length and weights["clips"]["crop"] == spec.crop
+    assert weights["settings"]["seed"] == 7
+    final_whole = weights["state_dict"]
     final_resumed = torch.load(tmp_path / "resumed" / "weights.pt", weights_only=True)["state_dict"]
     for name, value in final_whole.items():
         assert torch.equal(final_resumed[name], value), name

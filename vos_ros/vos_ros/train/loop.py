@@ -134,6 +134,10 @@ class Trainer:
             kept = [line for line in self.log_path.read_text().splitlines() if json.loads(line)["step"] <= self.step]
             self.log_path.write_text("".join(line + "\n" for line in kept))
 
+    def recipe(self) -> dict:
+        """The training settings and clip options, stored in every checkpoint and weights file."""
+        return {"settings": asdict(self.settings), "clips": asdict(self.spec)}
+
     def save_checkpoint(self) -> Path:
         """Write ``checkpoint-<step>.pt`` (keeping the newest ``keep_checkpoints``); main rank only."""
         path = self.out_dir / CHECKPOINT_PATTERN.format(step=self.step)
@@ -143,7 +147,7 @@ class Trainer:
             optimizer=self.optimizer.state_dict(),
             step=self.step,
             rng=_rng_states(),
-            settings=asdict(self.settings),
+            **self.recipe(),
         )
         old = sorted(self.out_dir.glob(CHECKPOINT_PATTERN.replace("{step:06d}", "*")))
         for stale in old[: -self.settings.keep_checkpoints]:
@@ -197,7 +201,7 @@ class Trainer:
                 bar.update(1)
         self.network.eval()
         if self.context.is_main:
-            save_checkpoint(self.network, self.out_dir / WEIGHTS_NAME, step=self.step, settings=asdict(self.settings))
+            save_checkpoint(self.network, self.out_dir / WEIGHTS_NAME, step=self.step, **self.recipe())
             plot_losses(read_log(self.log_path), self.out_dir / "loss_curve.png")
         return self.network
 
