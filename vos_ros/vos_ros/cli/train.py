@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     context = None
     finished = False
+    code = 0
     try:
         dataset = DavisDataset(args.data)
         videos = [dataset.sequence(name) for name in dataset.split(args.split)]
@@ -120,13 +121,13 @@ def main(argv: list[str] | None = None) -> int:
         finished = True
     except (DavisError, VosError, ValueError, OSError) as error:
         print(f"vos-ros-train: error: {error}", file=sys.stderr)
-        return 2
+        code = 2
     finally:
         if context is not None:
             shutdown_distributed(context, wait_for_all=finished)
-    if context.enabled:
-        exit_worker(0)
-    return 0
+    if context is not None and context.enabled:
+        exit_worker(code)
+    return code
 
 
 if __name__ == "__main__":
