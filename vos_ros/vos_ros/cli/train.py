@@ -66,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="also train the last N backbone blocks, at a tenth of the learning rate (default 0: frozen)",
     )
+    parser.add_argument(
+        "--hard-pixel-fraction",
+        type=float,
+        default=1.0,
+        help="average the foreground and fused losses over this fraction of pixels where they are largest "
+        "(bootstrapped loss; default 1: all pixels)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of initialisation and clip sampling (default 0)")
     parser.add_argument("--checkpoint-every", type=int, default=250, help="steps between checkpoints (default 250)")
     parser.add_argument("--threads", type=int, help="torch CPU threads per process (default: torch's choice)")
@@ -94,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             checkpoint_every=args.checkpoint_every,
             tuned_backbone_blocks=args.tune_backbone_blocks,
+            hard_pixel_fraction=args.hard_pixel_fraction,
         )
         spec = ClipSpec(
             short_side=CONFIGS[args.config].short_side,

@@ -49,12 +49,15 @@ class TrainSettings:
     keep_checkpoints: int = 2
     tuned_backbone_blocks: int = 0
     backbone_lr_scale: float = 0.1
+    hard_pixel_fraction: float = 1.0
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError(f"steps and batch size must be >= 1, got {self.steps} and {self.batch_size}")
         if self.checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
+        if not 0.0 < self.hard_pixel_fraction <= 1.0:
+            raise ValueError(f"hard_pixel_fraction must be in (0, 1], got {self.hard_pixel_fraction}")
 
 
 def learning_rate(step: int, settings: TrainSettings) -> float:
@@ -103,7 +106,7 @@ class Trainer:
         self.progress = progress and self.context.is_main
         torch.manual_seed(settings.seed)
         self.network = VosNetwork(config).to(self.context.device)
-        self.objective = ClipObjective(self.network, settings.tuned_backbone_blocks)
+        self.objective = ClipObjective(self.network, settings.tuned_backbone_blocks, settings.hard_pixel_fraction)
         self.optimizer = torch.optim.AdamW(
             parameter_groups(self.network, settings.backbone_lr_scale), lr=settings.lr, weight_decay=settings.weight_decay
         )

@@ -52,7 +52,7 @@ class ClipObjective(nn.Module):
     output, as in a session; the losses are averaged over those frames.
     """
 
-    def __init__(self, network: VosNetwork, tuned_blocks: int = 0):
+    def __init__(self, network: VosNetwork, tuned_blocks: int = 0, hard_fraction: float = 1.0):
         super().__init__()
         if not network.config.learned:
             raise ValueError(f"config {network.config.name!r} has nothing to learn")
@@ -60,6 +60,7 @@ class ClipObjective(nn.Module):
             raise ValueError(f"tuned backbone blocks must be in 0..{network.backbone.num_blocks}, got {tuned_blocks}")
         self.network = network
         self.frozen_blocks = network.backbone.num_blocks - tuned_blocks
+        self.hard_fraction = hard_fraction
         freeze_backbone(network, tuned_blocks)
 
     def train(self, mode: bool = True) -> ClipObjective:
@@ -93,7 +94,7 @@ class ClipObjective(nn.Module):
                 reference = Reference(clip[PREVIOUS], soft_labels(previous[b], objects, clip[PREVIOUS].size))
             for t in range(CURRENT, length):
                 output = self.network.segment(clip[t], [anchor], reference)
-                for name, value in segmentation_losses(output, labels[b, t], objects).items():
+                for name, value in segmentation_losses(output, labels[b, t], objects, self.hard_fraction).items():
                     totals[name] = totals.get(name, 0.0) + value * share
                 reference = Reference.pooled(clip[t], output.log_probs.detach().exp())
         totals["total"] = sum(totals.values())
