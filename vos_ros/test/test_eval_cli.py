@@ -108,6 +108,7 @@ def test_cli_end_to_end_with_the_matching_network(synthetic_davis, tmp_path, cap
 
     report = json.loads(json_path.read_text())
     assert report["split"] == "val" and report["config"] == "matching" and report["device"] == "cpu"
+    assert report["short_side"] == 384
     assert [float(x) for x in match.groups()] == [round(100 * report[k], 1) for k in ("J&F", "J", "F")]
     assert report["J&F"] == pytest.approx((report["J"] + report["F"]) / 2)
     assert set(report["sequences"]) == {"alpha", "beta"}
@@ -139,3 +140,19 @@ def test_cli_sequence_list_and_errors(synthetic_davis, tmp_path, capsys):
     assert "gamma" in capsys.readouterr().err
     assert main(["--davis", str(synthetic_davis), "--config", "huge", "--no-progress"]) == 2
     assert "unknown config" in capsys.readouterr().err
+
+
+def test_cli_short_side_sets_the_scale_the_sessions_segment_at(synthetic_davis, tmp_path, capsys):
+    reports = {}
+    for short_side in (None, 48):
+        json_path = tmp_path / f"{short_side}.json"
+        extra = ["--short-side", str(short_side)] if short_side else []
+        args = ["--davis", str(synthetic_davis), "--config", "matching", "--device", "cpu", "--no-progress"]
+        assert main([*args, "--json", str(json_path), *extra]) == 0
+        reports[short_side] = json.loads(json_path.read_text())
+    assert reports[48]["short_side"] == 48
+    assert reports[48]["J"] != pytest.approx(reports[None]["J"], abs=1e-6)
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["--davis", str(synthetic_davis), "--short-side", "8"])
+    assert "--short-side: must be an integer >= 32" in capsys.readouterr().err

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from vos_ros.engine.errors import VosError
+from vos_ros.engine.session import Session
 from vos_ros.eval.davis import DavisDataset, DavisError
 from vos_ros.eval.runner import evaluate
 from vos_ros.model import DEFAULT_CONFIG, build_network
@@ -32,10 +33,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help=f"network config name (default: the checkpoint's, else {DEFAULT_CONFIG})")
     parser.add_argument("--weights", help="checkpoint path (default: the weights shipped for the config)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    parser.add_argument(
+        "--short-side",
+        type=_short_side,
+        help="resize frames so that their short side has this many pixels (default: the config's)",
+    )
     parser.add_argument("--json", help="write the report (fractions in [0, 1], per sequence and object) here")
     parser.add_argument("--save-masks", help="write predicted indexed PNG masks to DIR/<sequence>/")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
+
+
+def _short_side(text: str) -> int:
+    value = int(text)
+    if value < 32:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 32, got {text}")
+    return value
 
 
 def format_table(report: dict) -> str:
@@ -72,8 +85,14 @@ def main(argv: list[str] | None = None) -> int:
         for name in sequences:  # fail on a bad layout before loading the network
             dataset.sequence(name)
         network = build_network(args.config, args.weights, args.device)
+        short_side = args.short_side or network.config.short_side
         report = evaluate(
-            network, dataset.root, sequences, save_masks=args.save_masks, progress=not args.no_progress
+            network,
+            dataset.root,
+            sequences,
+            save_masks=args.save_masks,
+            progress=not args.no_progress,
+            session_factory=lambda net: Session(net, short_side=short_side),
         )
     except (DavisError, VosError, ValueError, OSError) as error:
         print(f"vos-ros-eval: error: {error}", file=sys.stderr)
@@ -83,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         "davis": str(dataset.root),
         "split": split,
         "config": network.config.name,
+        "short_side": short_side,
         "weights": str(weights) if weights else None,
         "device": str(network.device),
         **report,
