@@ -12,6 +12,7 @@ from vos_ros.engine.session import Session
 from vos_ros.eval.davis import DavisDataset, DavisError
 from vos_ros.eval.runner import evaluate
 from vos_ros.model import DEFAULT_CONFIG, build_network
+from vos_ros.model.configs import MIN_SHORT_SIDE
 from vos_ros.model.factory import shipped_weights
 
 
@@ -46,8 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _short_side(text: str) -> int:
     value = int(text)
-    if value < 32:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 32, got {text}")
+    if value < MIN_SHORT_SIDE:
+        raise argparse.ArgumentTypeError(f"must be an integer >= {MIN_SHORT_SIDE}, got {text}")
     return value
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+# Smallest input short side the network is run at (the stride-16 grid needs a few cells).
+MIN_SHORT_SIDE = 32
+
 
 @dataclass(frozen=True)
 class NetworkConfig:

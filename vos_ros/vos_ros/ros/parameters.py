@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
 from vos_ros.model import CONFIGS, DEFAULT_CONFIG
+from vos_ros.model.configs import MIN_SHORT_SIDE
 
 CONFIG_NAMES = tuple(CONFIGS)
-MIN_SHORT_SIDE = 32
 
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
