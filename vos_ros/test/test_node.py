@@ -286,7 +286,7 @@ def test_parameter_services_answer_during_inference(node, stream):
 
     def flood():
         for index in itertools.count():
-            if stop.wait(0.02):
+            if stop.wait(0.05):
                 return
             node.publish(frames[index % len(frames)], time.time_ns())
 
@@ -297,7 +297,7 @@ def test_parameter_services_answer_during_inference(node, stream):
     try:
         time.sleep(0.5)
         response_ms = []
-        for _ in range(9):
+        for _ in range(15):
             sent = time.monotonic()
             assert "overlay_alpha" in node.call(lister, ListParameters.Request()).result.names
             response_ms.append((time.monotonic() - sent) * 1000)
