@@ -190,7 +190,8 @@ def test_missing_or_distant_depth_gives_nan_while_labels_arrive(node):
 
 def test_zero_focal_length_camera_info_is_refused_with_a_warning(node, scene):
     """The CameraInfo subscription is best effort and the executor may serve a colour frame before
-    an info that arrived with it, so each frame is sent once the node has taken the new info."""
+    an info that arrived with it: the bad frame is sent once the refusal is logged, and good frames
+    are resent (for at most 10 s) until the good info is in use."""
     bad = scene.camera_info(focal_scale=0.0)
     node.info_pub.publish(bad)
     assert log_has(node, "no usable focal length"), "the uncalibrated CameraInfo was not refused"
