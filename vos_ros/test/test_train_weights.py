@@ -1,9 +1,11 @@
-"""The shipped weights of the default learned config: strict loading and real segmentation."""
+"""The shipped weights of every learned config: strict loading and real segmentation."""
 
 import warnings
 
 import numpy as np
+import pytest
 
+from vos_ros.cli.train import LEARNED
 from vos_ros.engine.session import Session
 from vos_ros.eval.metrics import db_eval_iou
 from vos_ros.model import VosNetwork, build_network, get_config
@@ -13,23 +15,25 @@ from vos_ros.synthetic import make_clip
 MAX_BYTES = 25 * 1024 * 1024
 
 
-def test_shipped_full_weights_load_strictly_and_by_default():
-    path = shipped_weights("full")
+@pytest.mark.parametrize("name", LEARNED)
+def test_shipped_weights_load_strictly_and_by_default(name):
+    path = shipped_weights(name)
     assert path is not None and path.stat().st_size <= MAX_BYTES
     checkpoint = load_checkpoint(path)
-    assert checkpoint["config"] == "full"
-    VosNetwork(get_config("full"), pretrained_backbone=False).load_state_dict(checkpoint["state_dict"], strict=True)
+    assert checkpoint["config"] == name
+    VosNetwork(get_config(name), pretrained_backbone=False).load_state_dict(checkpoint["state_dict"], strict=True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        network = build_network("full", device="cpu")
-    for name, value in network.state_dict().items():
-        assert np.array_equal(value.numpy(), checkpoint["state_dict"][name].numpy()), name
+        network = build_network(name, device="cpu")
+    for key, value in network.state_dict().items():
+        assert np.array_equal(value.numpy(), checkpoint["state_dict"][key].numpy()), key
 
 
-def test_shipped_full_weights_segment_a_synthetic_clip_far_better_than_chance():
+@pytest.mark.parametrize("name", LEARNED)
+def test_shipped_weights_segment_a_synthetic_clip_far_better_than_chance(name):
     # The weights learned on real DAVIS video; flat synthetic shapes are out of their domain,
     # so the bar is "far above chance" (chance: the whole frame as the object), not DAVIS accuracy.
-    network = build_network("full", device="cpu")
+    network = build_network(name, device="cpu")
     clip = make_clip(num_objects=2, num_frames=6, size=(192, 256), seed=11)
     session = Session(network)
     session.set_mask(clip.frames[0], clip.labels[0])
