@@ -107,12 +107,7 @@ def node(tmp_path_factory, scene):
 
 
 def log_has(node: DepthClient, text: str, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if text in node.client.process.log_tail(200):
-            return True
-        time.sleep(0.1)
-    return False
+    return node.client.wait(lambda: text in node.client.process.log_tail(200), timeout)
 
 
 @pytest.mark.parametrize("encoding", ["16UC1", "32FC1"])
