@@ -5,17 +5,16 @@ import warnings
 import numpy as np
 import pytest
 
-from vos_ros.cli.train import LEARNED
 from vos_ros.engine.session import Session
 from vos_ros.eval.metrics import db_eval_iou
-from vos_ros.model import VosNetwork, build_network, get_config
+from vos_ros.model import LEARNED_CONFIGS, VosNetwork, build_network, get_config
 from vos_ros.model.factory import load_checkpoint, shipped_weights
 from vos_ros.synthetic import make_clip
 
 MAX_BYTES = 25 * 1024 * 1024
 
 
-@pytest.mark.parametrize("name", LEARNED)
+@pytest.mark.parametrize("name", LEARNED_CONFIGS)
 def test_shipped_weights_load_strictly_and_by_default(name):
     path = shipped_weights(name)
     assert path is not None and path.stat().st_size <= MAX_BYTES
@@ -29,7 +28,7 @@ def test_shipped_weights_load_strictly_and_by_default(name):
         assert np.array_equal(value.numpy(), checkpoint["state_dict"][key].numpy()), key
 
 
-@pytest.mark.parametrize("name", LEARNED)
+@pytest.mark.parametrize("name", LEARNED_CONFIGS)
 def test_shipped_weights_segment_a_synthetic_clip_far_better_than_chance(name):
     # The weights learned on real DAVIS video; flat synthetic shapes are out of their domain,
     # so the bar is "far above chance" (chance: the whole frame as the object), not DAVIS accuracy.

@@ -14,13 +14,10 @@ from vos_ros.cli.eval import format_table
 from vos_ros.engine.errors import VosError
 from vos_ros.eval.davis import DavisDataset, DavisError
 from vos_ros.eval.runner import evaluate
-from vos_ros.model import CONFIGS, resolve_device
+from vos_ros.model import CONFIGS, LEARNED_CONFIGS, resolve_device
 from vos_ros.train.clips import ClipSpec
 from vos_ros.train.distributed import exit_worker, init_distributed, shutdown_distributed
 from vos_ros.train.loop import WEIGHTS_NAME, Trainer, TrainSettings
-
-LEARNED = sorted(name for name, config in CONFIGS.items() if config.learned)
-
 
 def _crop(text: str) -> tuple[int, int]:
     height, width = image_size(text)
@@ -41,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
             "it trains with DistributedDataParallel (gloo on CPU, nccl on CUDA)."
         ),
     )
-    parser.add_argument("--config", required=True, choices=LEARNED, help="learned config to train")
+    parser.add_argument("--config", required=True, choices=LEARNED_CONFIGS, help="learned config to train")
     parser.add_argument("--data", required=True, help="DAVIS-layout folder (JPEGImages/, Annotations/, ImageSets/)")
     parser.add_argument("--split", required=True, help="split to train on (name under ImageSets/ or a list file)")
     parser.add_argument("--out", required=True, help="output folder")

@@ -40,6 +40,9 @@ CONFIGS = {
     "fast": NetworkConfig(name="fast", learned=True, short_side=240, key_dim=32, instance_dim=32, hidden=32, local_radius=3),
 }
 
+# The configs that have weights to train and ship.
+LEARNED_CONFIGS = sorted(name for name, config in CONFIGS.items() if config.learned)
+
 
 def get_config(name: str) -> NetworkConfig:
     """The config called ``name`` (ValueError naming the choices otherwise)."""
