@@ -6,7 +6,10 @@ import re
 import numpy as np
 import pytest
 
+from vos_ros.cli import eval as eval_cli
 from vos_ros.cli.eval import main
+from vos_ros.engine.fragments import FragmentFilter
+from vos_ros.engine.session import Session
 from vos_ros.eval.davis import DavisDataset, read_label_png, write_sequence
 from vos_ros.eval.metrics import evaluate_sequence
 from vos_ros.eval.runner import evaluate
@@ -108,7 +111,7 @@ def test_cli_end_to_end_with_the_matching_network(synthetic_davis, tmp_path, cap
 
     report = json.loads(json_path.read_text())
     assert report["split"] == "val" and report["config"] == "matching" and report["device"] == "cpu"
-    assert report["short_side"] == 384
+    assert report["short_side"] == 384 and report["drop_fragments"] is True
     assert [float(x) for x in match.groups()] == [round(100 * report[k], 1) for k in ("J&F", "J", "F")]
     assert report["J&F"] == pytest.approx((report["J"] + report["F"]) / 2)
     assert set(report["sequences"]) == {"alpha", "beta"}
@@ -156,3 +159,22 @@ def test_cli_short_side_sets_the_scale_the_sessions_segment_at(synthetic_davis, 
     with pytest.raises(SystemExit):
         main(["--davis", str(synthetic_davis), "--short-side", "8"])
     assert "--short-side: must be an integer >= 32" in capsys.readouterr().err
+
+
+def test_cli_keep_fragments_switches_the_sessions_filter_off(synthetic_davis, tmp_path, monkeypatch):
+    filters = []
+
+    class RecordingSession(Session):
+        def __init__(self, network, **options):
+            filters.append(options["fragment_filter"])
+            super().__init__(network, **options)
+
+    monkeypatch.setattr(eval_cli, "Session", RecordingSession)
+    args = ["--davis", str(synthetic_davis), "--config", "matching", "--device", "cpu", "--no-progress"]
+    for extra in ([], ["--keep-fragments"]):
+        json_path = tmp_path / f"{len(extra)}.json"
+        filters.clear()
+        assert main([*args, "--json", str(json_path), *extra]) == 0
+        drop = not extra
+        assert json.loads(json_path.read_text())["drop_fragments"] is drop
+        assert len(filters) == 2 and all(isinstance(f, FragmentFilter) == drop for f in filters)

@@ -284,15 +284,17 @@ def test_parameter_changes_are_validated(launched):
         (param("config", "fast"), False, "read-only"),
         (param("max_objects", 8), False, "read-only"),
         (param("frame_buffer_size", 0), False, "frame_buffer_size"),
+        (param("drop_fragments", 1), False, "BOOL"),
         (param("overlay_alpha", 0.25), True, ""),
         (param("frame_buffer_size", 5), True, ""),
+        (param("drop_fragments", False), True, ""),
     ]
     response = call(client, SetParameters, SetParameters.Request(parameters=[p for p, _, _ in cases]))
     for (parameter, ok, reason), result in zip(cases, response.results):
         assert result.successful == ok, (parameter.name, result.reason)
         assert reason in result.reason, (parameter.name, result.reason)
-    values = call(client, GetParameters, GetParameters.Request(names=["overlay_alpha", "config"])).values
-    assert [parameter_value_to_python(v) for v in values] == [0.25, SPECS["config"].default]
+    values = call(client, GetParameters, GetParameters.Request(names=["overlay_alpha", "drop_fragments", "config"])).values
+    assert [parameter_value_to_python(v) for v in values] == [0.25, False, SPECS["config"].default]
 
     described = call(client, DescribeParameters, DescribeParameters.Request(names=["max_objects", "overlay_alpha"]))
     max_objects, alpha = described.descriptors

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from vos_ros.engine.errors import VosError
+from vos_ros.engine.fragments import FragmentFilter
 from vos_ros.engine.session import Session
 from vos_ros.eval.davis import DavisDataset, DavisError
 from vos_ros.eval.runner import evaluate
@@ -38,6 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--short-side",
         type=_short_side,
         help="resize frames so that their short side has this many pixels (default: the config's)",
+    )
+    parser.add_argument(
+        "--keep-fragments",
+        action="store_true",
+        help="keep the small detached pieces of an object away from where it was (the session drops them by default)",
     )
     parser.add_argument("--json", help="write the report (fractions in [0, 1], per sequence and object) here")
     parser.add_argument("--save-masks", help="write predicted indexed PNG masks to DIR/<sequence>/")
@@ -87,13 +93,14 @@ def main(argv: list[str] | None = None) -> int:
             dataset.sequence(name)
         network = build_network(args.config, args.weights, args.device)
         short_side = args.short_side or network.config.short_side
+        fragment_filter = None if args.keep_fragments else FragmentFilter()
         report = evaluate(
             network,
             dataset.root,
             sequences,
             save_masks=args.save_masks,
             progress=not args.no_progress,
-            session_factory=lambda net: Session(net, short_side=short_side),
+            session_factory=lambda net: Session(net, short_side=short_side, fragment_filter=fragment_filter),
         )
     except (DavisError, VosError, ValueError, OSError) as error:
         print(f"vos-ros-eval: error: {error}", file=sys.stderr)
@@ -104,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         "split": split,
         "config": network.config.name,
         "short_side": short_side,
+        "drop_fragments": fragment_filter is not None,
         "weights": str(weights) if weights else None,
         "device": str(network.device),
         **report,

@@ -19,6 +19,7 @@ from vos_ros.engine.errors import (
     TooManyObjectsError,
     UnknownObjectError,
 )
+from vos_ros.engine.fragments import FragmentFilter
 from vos_ros.engine.memory import ReferenceMemory
 from vos_ros.engine.objects import ObjectManager
 from vos_ros.engine.result import FrameResult, ObjectResult
@@ -53,7 +54,8 @@ class Session:
     """Tracks the objects of one stream: ``set_mask`` once, then ``step`` every frame.
 
     Any number of sessions may share one network. A session is not thread-safe: callers that
-    use it from several threads serialise the calls.
+    use it from several threads serialise the calls. ``fragment_filter`` (None to switch it off)
+    drops the small detached pieces of an object that appear away from where it was.
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class Session:
         max_objects: int = 64,
         lost_threshold: float = 0.3,
         short_side: int | None = None,
+        fragment_filter: FragmentFilter | None = FragmentFilter(),
     ) -> None:
         if not 1 <= max_objects <= MAX_OBJECT_ID:
             raise ValueError(f"max_objects must be in [1, {MAX_OBJECT_ID}], got {max_objects}")
@@ -69,6 +72,7 @@ class Session:
         self.max_objects = max_objects
         self.lost_threshold = lost_threshold
         self.short_side = short_side or network.config.short_side
+        self.fragment_filter = fragment_filter
         self.objects = ObjectManager()
         self.memory = ReferenceMemory(network.config.max_anchors)
         self.frame_index = 0
@@ -125,6 +129,8 @@ class Session:
             frame = self.network.encode(self._to_tensor(image))
             output = self.network.segment(frame, self.memory.anchors, self.memory.previous)
             probs = output.log_probs.float().exp()
+            if self.fragment_filter is not None:
+                probs = self._drop_fragments(probs)
             self.memory.previous = Reference.pooled(frame, probs)
             full = F.interpolate(probs[None], size=(height, width), mode="bilinear", align_corners=False)[0]
             confidence, slots = full.max(0)
@@ -218,6 +224,20 @@ class Session:
         tensor = torch.from_numpy(slots.astype(np.int64)).to(self.network.device)
         one_hot = F.one_hot(tensor, channels).permute(2, 0, 1).float()
         return F.adaptive_avg_pool2d(one_hot[None], size)[0]
+
+    def _drop_fragments(self, probs: torch.Tensor) -> torch.Tensor:
+        """Move the probability of each stray fragment (see FragmentFilter) to the background."""
+        height, width = probs.shape[-2:]
+        slots = probs.argmax(0)
+        labels = self.objects.slot_to_id()[slots.to(torch.int32).cpu().numpy()]
+        previous = cv2.resize(self._last_labels, (width, height), interpolation=cv2.INTER_NEAREST)
+        stray = self.fragment_filter.stray(labels, previous)
+        if not stray.any():
+            return probs
+        drop = F.one_hot(slots, probs.shape[0]).permute(2, 0, 1).bool() & torch.from_numpy(stray).to(probs.device)[None]
+        drop[0] = False
+        background = probs[0] + (probs * drop).sum(0)
+        return torch.cat([background[None], probs[1:].masked_fill(drop[1:], 0.0)])
 
     def _describe(self, slots: np.ndarray, confidence: np.ndarray) -> list[ObjectResult]:
         count = len(self.objects) + 1

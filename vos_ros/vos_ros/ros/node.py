@@ -43,6 +43,7 @@ from vos_ros_interfaces.msg import TrackedObjectArray
 from vos_ros_interfaces.srv import RemoveObjects, SetInitialMask
 
 from vos_ros.engine.errors import VosError
+from vos_ros.engine.fragments import FragmentFilter
 from vos_ros.engine.session import Session
 from vos_ros.model import VosNetwork, build_network
 from vos_ros.ros.convert import ImageConversionError, image_to_rgb, labels_to_image, mask_to_labels
@@ -110,6 +111,7 @@ class VosNode(Node):
             max_objects=self._live["max_objects"],
             lost_threshold=self._live["lost_threshold"],
             short_side=self._live["short_side"] or None,
+            fragment_filter=FragmentFilter() if self._live["drop_fragments"] else None,
         )
         self._session_lock = threading.Lock()
         self._mask_stamp_ns = 0
@@ -209,6 +211,9 @@ class VosNode(Node):
             elif param.name == "lost_threshold":
                 with self._session_lock:
                     self._session.lost_threshold = param.value
+            elif param.name == "drop_fragments":
+                with self._session_lock:
+                    self._session.fragment_filter = FragmentFilter() if param.value else None
 
     # input -------------------------------------------------------------------------------------
 

@@ -86,6 +86,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("max_objects", 64, "Most objects tracked at once.", read_only=True, int_range=(1, 65535)),
     ParamSpec("lost_threshold", 0.3, "Object score below which an object is reported LOST.",
               float_range=(0.0, 1.0)),
+    ParamSpec("drop_fragments", True, "Drop the small detached pieces of an object that appear away from where it "
+              "was in the previous frame (look-alikes), so that they are neither published nor tracked."),
     ParamSpec("overlay_alpha", 0.5, "Opacity of the object colours in ~/overlay.", float_range=(0.0, 1.0)),
     ParamSpec("frame_buffer_size", 30, "Recent frames kept so that ~/set_initial_mask can find the frame of a "
               "mask's stamp.", int_range=(1, 1000)),
