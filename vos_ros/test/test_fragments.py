@@ -10,63 +10,51 @@ from vos_ros.model.configs import get_config
 from vos_ros.model.network import EncodedFrame, Segmentation
 
 
-def _labels(shape=(40, 60)):
-    return np.zeros(shape, dtype=np.uint16)
+def _paint(*regions, shape=(40, 60)):
+    """A label map with each (index expression, object id) region painted in order."""
+    labels = np.zeros(shape, dtype=np.uint16)
+    for where, object_id in regions:
+        labels[where] = object_id
+    return labels
+
+
+OLD = np.s_[10:20, 10:20]
 
 
 def test_small_piece_far_from_the_previous_region_is_stray():
-    previous = _labels()
-    previous[10:20, 10:20] = 1
-    current = _labels()
-    current[11:21, 12:22] = 1
-    current[30:33, 50:53] = 1
-    stray = FragmentFilter(radius=2, min_fraction=0.3).stray(current, previous)
-    assert stray[30:33, 50:53].all()
-    assert not stray[11:21, 12:22].any()
+    moved, far = np.s_[11:21, 12:22], np.s_[30:33, 50:53]
+    stray = FragmentFilter(radius=2, min_fraction=0.3).stray(_paint((moved, 1), (far, 1)), _paint((OLD, 1)))
+    assert stray[far].all()
+    assert not stray[moved].any()
     assert stray.sum() == 9
 
 
 def test_piece_near_the_previous_region_or_large_enough_is_kept():
-    previous = _labels()
-    previous[10:20, 10:20] = 1
-    current = _labels()
-    current[10:20, 10:20] = 1
-    current[10:13, 23:26] = 1  # 3 px from the previous region: within radius 4
-    current[25:35, 40:48] = 1  # far, but 80% of the largest piece
+    near = np.s_[10:13, 23:26]  # 3 px from the previous region
+    large = np.s_[25:35, 40:48]  # far, but 80% of the largest piece
+    current, previous = _paint((OLD, 1), (near, 1), (large, 1)), _paint((OLD, 1))
     assert not FragmentFilter(radius=4, min_fraction=0.3).stray(current, previous).any()
-    # with a smaller radius the near piece becomes stray; the large far one never is
     stray = FragmentFilter(radius=1, min_fraction=0.3).stray(current, previous)
-    assert stray[10:13, 23:26].all() and not stray[25:35, 40:48].any()
+    assert stray[near].all() and not stray[large].any()
 
 
 def test_largest_piece_is_kept_even_when_the_object_moved_far():
-    previous = _labels()
-    previous[0:5, 0:5] = 1
-    current = _labels()
-    current[30:40, 40:50] = 1
-    current[20:22, 20:22] = 1
-    stray = FragmentFilter(radius=1, min_fraction=0.3).stray(current, previous)
-    assert not stray[30:40, 40:50].any()
-    assert stray[20:22, 20:22].all()
+    largest, small = np.s_[30:40, 40:50], np.s_[20:22, 20:22]
+    stray = FragmentFilter(radius=1).stray(_paint((largest, 1), (small, 1)), _paint((np.s_[0:5, 0:5], 1)))
+    assert not stray[largest].any()
+    assert stray[small].all()
 
 
 def test_objects_missing_from_the_previous_frame_keep_every_piece():
-    previous = _labels()
-    previous[0:10, 0:10] = 2
-    current = _labels()
-    current[20:30, 20:30] = 1
-    current[35:37, 55:57] = 1
-    assert not FragmentFilter().stray(current, previous).any()
+    current = _paint((np.s_[20:30, 20:30], 1), (np.s_[35:37, 55:57], 1))
+    assert not FragmentFilter().stray(current, _paint((np.s_[0:10, 0:10], 2))).any()
 
 
 def test_each_object_is_judged_against_its_own_previous_region():
-    previous = _labels()
-    previous[5:15, 5:15] = 1
-    previous[5:15, 40:50] = 2
-    current = previous.copy()
-    current[6:8, 42:44] = 1  # a piece of object 1 inside object 2's old region: far from 1
-    stray = FragmentFilter(radius=2).stray(current, previous)
-    assert stray[6:8, 42:44].all()
+    previous = _paint((np.s_[5:15, 5:15], 1), (np.s_[5:15, 40:50], 2))
+    inside_two = np.s_[6:8, 42:44]  # a piece of object 1 inside object 2's old region: far from 1
+    stray = FragmentFilter(radius=2).stray(_paint((np.s_[5:15, 5:15], 1), (np.s_[5:15, 40:50], 2), (inside_two, 1)), previous)
+    assert stray[inside_two].all()
     assert stray.sum() == 4
 
 
@@ -76,7 +64,7 @@ def test_bad_arguments_are_rejected():
     with pytest.raises(ValueError, match="min_fraction"):
         FragmentFilter(min_fraction=1.5)
     with pytest.raises(ValueError, match="differ in size"):
-        FragmentFilter().stray(_labels((4, 4)), _labels((4, 5)))
+        FragmentFilter().stray(_paint(shape=(4, 4)), _paint(shape=(4, 5)))
 
 
 class ScriptedNetwork:
