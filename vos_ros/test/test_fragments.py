@@ -51,9 +51,9 @@ def test_objects_missing_from_the_previous_frame_keep_every_piece():
 
 
 def test_each_object_is_judged_against_its_own_previous_region():
-    previous = _paint((np.s_[5:15, 5:15], 1), (np.s_[5:15, 40:50], 2))
+    objects = ((np.s_[5:15, 5:15], 1), (np.s_[5:15, 40:50], 2))
     inside_two = np.s_[6:8, 42:44]  # a piece of object 1 inside object 2's old region: far from 1
-    stray = FragmentFilter(radius=2).stray(_paint((np.s_[5:15, 5:15], 1), (np.s_[5:15, 40:50], 2), (inside_two, 1)), previous)
+    stray = FragmentFilter(radius=2).stray(_paint(*objects, (inside_two, 1)), _paint(*objects))
     assert stray[inside_two].all()
     assert stray.sum() == 4
 
@@ -106,5 +106,3 @@ def test_session_moves_stray_pieces_to_the_background(fragment_filter):
     else:
         assert not far.any() and previous_far.max() < 0.5
     assert torch.allclose(session.memory.previous.probs.sum(0), torch.ones(8, 12))
-
-

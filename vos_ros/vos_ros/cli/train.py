@@ -19,6 +19,7 @@ from vos_ros.train.clips import ClipSpec
 from vos_ros.train.distributed import exit_worker, init_distributed, shutdown_distributed
 from vos_ros.train.loop import WEIGHTS_NAME, Trainer, TrainSettings
 
+
 def _crop(text: str) -> tuple[int, int]:
     height, width = image_size(text)
     if min(width, height) < 32 or width % 16 or height % 16:
