@@ -39,7 +39,9 @@ def test_a_few_steps_lower_the_loss_on_held_out_clips(tmp_path):
     assert after < 0.8 * before
     records = read_log(tmp_path / "train_log.jsonl")
     assert [r["step"] for r in records] == list(range(1, 26))
-    assert {"loss_total", "loss_fg", "loss_instance", "loss_fused", "lr", "s_per_step", "grad_norm"} <= set(records[0])
+    assert {"loss_total", "loss_fg", "loss_instance", "loss_fused", "loss_jaccard", "lr", "s_per_step", "grad_norm"} <= set(
+        records[0]
+    )
     assert (tmp_path / "loss_curve.png").stat().st_size > 1000
     loaded = build_network(weights=tmp_path / "weights.pt", device="cpu")
     assert loaded.config.name == "fast"
@@ -65,6 +67,17 @@ def test_frames_after_the_third_are_segmented_from_the_networks_own_previous_out
     fused = lambda output, t: segmentation_losses(output, labels[t], objects)["fused"]  # noqa: E731
     assert torch.allclose(losses["fused"], (fused(first, 2) + fused(second, 3)) / 2)
     assert not torch.allclose(losses["fused"], (fused(first, 2) + fused(truth, 3)) / 2)
+
+
+@pytest.mark.parametrize("weight", [0.0, 2.0])
+def test_the_total_adds_the_jaccard_term_at_its_weight(weight):
+    network = build_network("fast", device="cpu")
+    batch = collate([make_training_clip(_videos(), SPEC, np.random.default_rng(3))], torch.device("cpu"))
+    with torch.no_grad():
+        losses = ClipObjective(network, jaccard_weight=weight).eval()(**batch)
+    assert losses["jaccard"] > 0
+    expected = losses["fg"] + losses["instance"] + losses["fused"] + weight * losses["jaccard"]
+    assert torch.allclose(losses["total"], expected)
 
 
 def test_backbone_stays_frozen(tmp_path):

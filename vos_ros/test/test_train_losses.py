@@ -1,11 +1,11 @@
-"""The training losses: KL against soft labels, averaged over all pixels or only the hardest ones."""
+"""The training losses: KL against soft labels (averaged over all pixels or only the hardest ones) and soft IoU."""
 
 import pytest
 import torch
 
 from vos_ros.model.network import Segmentation
 from vos_ros.train.loop import TrainSettings
-from vos_ros.train.losses import hardest_mean, segmentation_losses, soft_labels
+from vos_ros.train.losses import hardest_mean, segmentation_losses, soft_jaccard, soft_labels
 
 OBJECTS = 2
 
@@ -75,3 +75,32 @@ def test_all_pixel_kl_has_the_gradient_of_soft_cross_entropy():
 def test_settings_reject_a_hard_fraction_outside_zero_to_one(fraction):
     with pytest.raises(ValueError, match="hard_pixel_fraction"):
         TrainSettings(config="full", steps=1, hard_pixel_fraction=fraction)
+
+
+def test_soft_jaccard_is_one_minus_iou_averaged_over_the_objects_present():
+    target = torch.zeros(3, 4, 4)
+    target[0, :2] = 1.0
+    target[1, :, :2] = 1.0
+    probs = torch.zeros(3, 4, 4)
+    probs[0, :2] = 1.0
+    probs[1, :, :1] = 1.0
+    probs[2] = 0.5
+    assert soft_jaccard(probs, target) == pytest.approx((0.0 + 0.5) / 2)
+    assert soft_jaccard(probs[2:], target[2:]) == 0.0
+
+
+def test_missing_a_one_cell_object_costs_half_the_jaccard_loss_of_two_objects():
+    labels = torch.zeros(32, 32, dtype=torch.long)
+    labels[:24] = 1
+    labels[28:, 28:] = 2
+    target4 = soft_labels(labels, OBJECTS, (8, 8))
+    missed_small = target4.clone()
+    missed_small[:, 7, 7] = torch.tensor([1.0, 0.0, 0.0])
+    losses = segmentation_losses(_output_from(missed_small, torch.zeros(OBJECTS, 4, 4)), labels, OBJECTS)
+    assert losses["jaccard"] == pytest.approx(0.5, abs=1e-4)
+
+
+@pytest.mark.parametrize("weight", [-0.1, -1.0])
+def test_settings_reject_a_negative_jaccard_weight(weight):
+    with pytest.raises(ValueError, match="jaccard_weight"):
+        TrainSettings(config="full", steps=1, jaccard_weight=weight)

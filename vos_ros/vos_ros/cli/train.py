@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="average the foreground and fused losses over this fraction of pixels where they are largest "
         "(bootstrapped loss; default 1: all pixels)",
     )
+    parser.add_argument(
+        "--jaccard-weight",
+        type=float,
+        default=0.0,
+        help="weight of the soft IoU loss on the final object masks, added to the others (default 0: off)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of initialisation and clip sampling (default 0)")
     parser.add_argument("--checkpoint-every", type=int, default=250, help="steps between checkpoints (default 250)")
     parser.add_argument("--threads", type=int, help="torch CPU threads per process (default: torch's choice)")
@@ -100,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             checkpoint_every=args.checkpoint_every,
             tuned_backbone_blocks=args.tune_backbone_blocks,
             hard_pixel_fraction=args.hard_pixel_fraction,
+            jaccard_weight=args.jaccard_weight,
         )
         spec = ClipSpec(
             short_side=CONFIGS[args.config].short_side,

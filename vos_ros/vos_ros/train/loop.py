@@ -50,6 +50,7 @@ class TrainSettings:
     tuned_backbone_blocks: int = 0
     backbone_lr_scale: float = 0.1
     hard_pixel_fraction: float = 1.0
+    jaccard_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
@@ -58,6 +59,8 @@ class TrainSettings:
             raise ValueError(f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
         if not 0.0 < self.hard_pixel_fraction <= 1.0:
             raise ValueError(f"hard_pixel_fraction must be in (0, 1], got {self.hard_pixel_fraction}")
+        if self.jaccard_weight < 0.0:
+            raise ValueError(f"jaccard_weight must be >= 0, got {self.jaccard_weight}")
 
 
 def learning_rate(step: int, settings: TrainSettings) -> float:
@@ -106,7 +109,9 @@ class Trainer:
         self.progress = progress and self.context.is_main
         torch.manual_seed(settings.seed)
         self.network = VosNetwork(config).to(self.context.device)
-        self.objective = ClipObjective(self.network, settings.tuned_backbone_blocks, settings.hard_pixel_fraction)
+        self.objective = ClipObjective(
+            self.network, settings.tuned_backbone_blocks, settings.hard_pixel_fraction, settings.jaccard_weight
+        )
         self.optimizer = torch.optim.AdamW(
             parameter_groups(self.network, settings.backbone_lr_scale), lr=settings.lr, weight_decay=settings.weight_decay
         )

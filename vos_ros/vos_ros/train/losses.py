@@ -28,15 +28,27 @@ def soft_labels(labels: torch.Tensor, num_objects: int, size: tuple[int, int]) -
     return F.adaptive_avg_pool2d(one_hot[None], size)[0]
 
 
+def soft_jaccard(probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 - soft IoU of object probabilities [K, ...] with their targets, averaged over the objects
+    present in the target (0 when none is)."""
+    probs, target = probs.flatten(1), target.flatten(1)
+    present = target.sum(1) > 0
+    intersection = (probs * target).sum(1)
+    union = (probs + target - probs * target).sum(1)
+    return (1.0 - intersection / (union + EPS))[present].sum() / present.sum().clamp(min=1)
+
+
 def segmentation_losses(
     output: Segmentation, labels: torch.Tensor, num_objects: int, hard_fraction: float = 1.0
 ) -> dict[str, torch.Tensor]:
     """``fg``: binary KL divergence of the global branch's foreground vs the union of objects;
     ``instance``: cross-entropy of the instance logits over objects, weighted by the foreground
     share of each stride-8 cell; ``fused``: KL divergence of the final probabilities from the
-    soft labels. ``fg`` and ``fused`` are at stride 4, averaged over the ``hard_fraction`` of
-    pixels where they are largest (KL rather than cross-entropy: same gradients, but mixed
-    boundary cells do not rank as hard by their label entropy alone).
+    soft labels; ``jaccard``: soft IoU loss of the final object probabilities (a whole-mask
+    term: a small object counts as much as a large one). ``fg`` and ``fused`` are at stride 4,
+    averaged over the ``hard_fraction`` of pixels where they are largest (KL rather than
+    cross-entropy: same gradients, but mixed boundary cells do not rank as hard by their label
+    entropy alone).
     """
     target4 = soft_labels(labels, num_objects, tuple(output.log_probs.shape[-2:]))
     target8 = soft_labels(labels, num_objects, tuple(output.instance_logits.shape[-2:]))
@@ -50,4 +62,5 @@ def segmentation_losses(
     log_assign = torch.log_softmax(output.instance_logits, dim=0)
     instance = -(target8[1:] * log_assign).sum() / (target8[1:].sum() + EPS)
     fused = hardest_mean((_negative_entropy(target4) - target4 * output.log_probs).sum(0), hard_fraction)
-    return {"fg": fg, "instance": instance, "fused": fused}
+    jaccard = soft_jaccard(output.log_probs[1:].exp(), target4[1:])
+    return {"fg": fg, "instance": instance, "fused": fused, "jaccard": jaccard}

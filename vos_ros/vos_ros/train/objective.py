@@ -49,10 +49,13 @@ class ClipObjective(nn.Module):
     segment), ``labels`` [B, T, H, W], ``previous`` [B, H, W] (the previous mask given when the
     clip does not use the prediction). From the third frame on, each frame is segmented against
     the anchor and the frame before it, whose probabilities are the network's own (detached)
-    output, as in a session; the losses are averaged over those frames.
+    output, as in a session; the losses are averaged over those frames. ``total`` sums them,
+    the ``jaccard`` term weighted by ``jaccard_weight``.
     """
 
-    def __init__(self, network: VosNetwork, tuned_blocks: int = 0, hard_fraction: float = 1.0):
+    def __init__(
+        self, network: VosNetwork, tuned_blocks: int = 0, hard_fraction: float = 1.0, jaccard_weight: float = 0.0
+    ):
         super().__init__()
         if not network.config.learned:
             raise ValueError(f"config {network.config.name!r} has nothing to learn")
@@ -61,6 +64,7 @@ class ClipObjective(nn.Module):
         self.network = network
         self.frozen_blocks = network.backbone.num_blocks - tuned_blocks
         self.hard_fraction = hard_fraction
+        self.weights = {"jaccard": jaccard_weight}
         freeze_backbone(network, tuned_blocks)
 
     def train(self, mode: bool = True) -> ClipObjective:
@@ -97,7 +101,7 @@ class ClipObjective(nn.Module):
                 for name, value in segmentation_losses(output, labels[b, t], objects, self.hard_fraction).items():
                     totals[name] = totals.get(name, 0.0) + value * share
                 reference = Reference.pooled(clip[t], output.log_probs.detach().exp())
-        totals["total"] = sum(totals.values())
+        totals["total"] = sum(value * self.weights.get(name, 1.0) for name, value in totals.items())
         return totals
 
 
