@@ -29,18 +29,20 @@ def test_shipped_weights_load_strictly_and_by_default(name):
 
 
 @pytest.mark.parametrize("name", LEARNED_CONFIGS)
-def test_shipped_weights_segment_a_synthetic_clip_far_better_than_chance(name):
+def test_shipped_weights_segment_synthetic_clips_far_better_than_chance(name):
     # The weights learned on real DAVIS video; flat synthetic shapes are out of their domain,
-    # so the bar is "far above chance" (chance: the whole frame as the object), not DAVIS accuracy.
+    # so the bar is "far above chance" (chance: the whole frame as the object), not DAVIS accuracy,
+    # measured over a few clips because one clip of out-of-domain shapes is a noisy measure.
     network = build_network(name, device="cpu")
-    clip = make_clip(num_objects=2, num_frames=6, size=(192, 256), seed=11)
-    session = Session(network)
-    session.set_mask(clip.frames[0], clip.labels[0])
     scores, chance = [], []
-    for frame, truth in zip(clip.frames[1:], clip.labels[1:]):
-        prediction = session.step(frame).label_map
-        for obj in clip.object_ids:
-            scores.append(db_eval_iou(truth == obj, prediction == obj))
-            chance.append(db_eval_iou(truth == obj, np.ones_like(truth, dtype=bool)))
+    for seed in (11, 12, 13, 14):
+        clip = make_clip(num_objects=2, num_frames=6, size=(192, 256), seed=seed)
+        session = Session(network)
+        session.set_mask(clip.frames[0], clip.labels[0])
+        for frame, truth in zip(clip.frames[1:], clip.labels[1:]):
+            prediction = session.step(frame).label_map
+            for obj in clip.object_ids:
+                scores.append(db_eval_iou(truth == obj, prediction == obj))
+                chance.append(db_eval_iou(truth == obj, np.ones_like(truth, dtype=bool)))
     assert np.mean(scores) > 0.4
     assert np.mean(scores) > 4 * np.mean(chance)
