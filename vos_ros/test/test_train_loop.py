@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vos_ros.model import build_network
+from vos_ros.model import LEARNED_CONFIGS, build_network, get_config
 from vos_ros.model.network import Reference
 from vos_ros.synthetic import make_clip
 from vos_ros.train.clips import ArrayVideo, ClipSpec, make_training_clip
@@ -107,6 +107,14 @@ def test_tuned_backbone_blocks_learn_at_a_tenth_of_the_rate_and_the_rest_stays_f
     assert backbone["lr"] == pytest.approx(0.1 * heads["lr"])
     with pytest.raises(ValueError, match="tuned backbone blocks"):
         Trainer(_videos(), tmp_path, TrainSettings(config="fast", steps=1, tuned_backbone_blocks=99), SPEC, progress=False)
+
+
+def test_clips_are_drawn_at_the_configs_training_scale(tmp_path):
+    for name in LEARNED_CONFIGS:
+        trainer = Trainer(_videos(), tmp_path / name, TrainSettings(config=name, steps=1), progress=False)
+        assert trainer.spec.short_side == get_config(name).training_scale
+    full = get_config("full")
+    assert full.training_scale == full.train_short_side < full.short_side
 
 
 def test_resuming_a_checkpoint_continues_exactly_like_an_uninterrupted_run(tmp_path):

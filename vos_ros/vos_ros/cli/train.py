@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             jaccard_weight=args.jaccard_weight,
         )
         spec = ClipSpec(
-            short_side=CONFIGS[args.config].short_side,
+            short_side=CONFIGS[args.config].training_scale,
             crop=args.crop,
             length=args.clip_length,
             distractor_probability=args.distractor_probability,

@@ -14,11 +14,14 @@ class NetworkConfig:
 
     ``learned`` False means the training-free baseline: L2-normalised backbone features
     serve as both embeddings and fixed rules replace the fusion head and decoder.
+    ``short_side`` is the scale frames are segmented at; ``train_short_side`` the scale
+    training clips are drawn at (None: the same).
     """
 
     name: str
     learned: bool
     short_side: int
+    train_short_side: int | None = None
     key_dim: int = 64
     instance_dim: int = 64
     hidden: int = 48
@@ -29,6 +32,11 @@ class NetworkConfig:
     prototype_weight: float = 0.5
     max_anchors: int = 3
 
+    @property
+    def training_scale(self) -> int:
+        """Short side that training clips are drawn at."""
+        return self.train_short_side or self.short_side
+
     def to_dict(self) -> dict:
         """Plain dict (stored in checkpoints)."""
         return asdict(self)
@@ -36,7 +44,7 @@ class NetworkConfig:
 
 CONFIGS = {
     "matching": NetworkConfig(name="matching", learned=False, short_side=384),
-    "full": NetworkConfig(name="full", learned=True, short_side=384),
+    "full": NetworkConfig(name="full", learned=True, short_side=512, train_short_side=384),
     "fast": NetworkConfig(name="fast", learned=True, short_side=240, key_dim=32, instance_dim=32, hidden=32, local_radius=3),
 }
 

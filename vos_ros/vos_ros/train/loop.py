@@ -105,7 +105,7 @@ class Trainer:
         self.settings = settings
         self.context = context or DistributedContext(0, 1, torch.device("cpu"))
         config = get_config(settings.config)
-        self.spec = spec or ClipSpec(short_side=config.short_side)
+        self.spec = spec or ClipSpec(short_side=config.training_scale)
         self.progress = progress and self.context.is_main
         torch.manual_seed(settings.seed)
         self.network = VosNetwork(config).to(self.context.device)
