@@ -51,10 +51,11 @@ class ArrayVideo:
 class ClipSpec:
     """How clips are drawn.
 
-    ``short_side`` is the network's input scale (frames are resized so that their short side
-    matches it, times a jitter in ``scale_range``) and ``crop`` the (height, width) cut out of
-    that, multiples of 16. ``length`` frames make a clip: the anchor, the given previous frame,
-    then ``length - 2`` frames the network propagates through in time order.
+    ``short_side`` is the training scale (``NetworkConfig.training_scale``; frames are resized
+    so that their short side matches it, times a jitter in ``scale_range``) and ``crop`` the
+    (height, width) cut out of that, multiples of 16. ``length`` frames make a clip: the
+    anchor, the given previous frame, then ``length - 2`` frames the network propagates
+    through in time order.
     """
 
     short_side: int
