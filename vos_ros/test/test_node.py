@@ -2,14 +2,11 @@
 newest-frame behaviour and clean shutdown. One node process serves the whole module; the tests
 run in file order on one continuous synthetic clip, each giving its own initial mask."""
 
-import itertools
-import threading
 import time
 
 import numpy as np
 import pytest
 from node_harness import Client, free_domain_id, make_header, start_node, stamp_of
-from rcl_interfaces.srv import ListParameters
 from sensor_msgs.msg import Image
 
 from vos_ros.ros.convert import labels_to_image, mask_to_labels, rgb_to_image
@@ -275,39 +272,6 @@ def test_newest_frame_under_a_fast_publisher(node, stream):
     assert int(diagnostics["frames_dropped"]) > dropped_before
     assert float(diagnostics["latency_ms"]) > 0
     assert diagnostics["objects_tracked"] == "3"
-
-
-def test_parameter_services_answer_during_inference(node, stream):
-    """With inference running back to back, parameter calls are answered at once: were they queued
-    behind inference, they would wait half an inference time on average."""
-    start_tracking(node, stream)
-    frames = [stream.next()[0] for _ in range(4)]
-    stop = threading.Event()
-
-    def flood():
-        for index in itertools.count():
-            if stop.wait(0.05):
-                return
-            node.publish(frames[index % len(frames)], time.time_ns())
-
-    lister = node.node.create_client(ListParameters, "/vos_node/list_parameters")
-    assert node.wait(lister.service_is_ready, 10.0)
-    publisher = threading.Thread(target=flood)
-    publisher.start()
-    try:
-        time.sleep(0.5)
-        response_ms = []
-        for _ in range(15):
-            sent = time.monotonic()
-            assert "overlay_alpha" in node.call(lister, ListParameters.Request()).result.names
-            response_ms.append((time.monotonic() - sent) * 1000)
-            time.sleep(0.05)
-        model_ms = float(node.latest_diagnostics()["model_ms"])
-    finally:
-        stop.set()
-        publisher.join()
-        node.node.destroy_client(lister)
-    assert np.median(response_ms) < model_ms / 4, (response_ms, model_ms)
 
 
 def test_sigint_stops_the_node_cleanly(node):

@@ -1,4 +1,5 @@
-"""The node's building blocks without DDS: frame hand-over, statistics, parameters, diagnostics, messages."""
+"""The node's building blocks (frame hand-over, statistics, parameters, diagnostics, messages) and the
+node in-process: one network shared by nodes, parameter calls while a frame is in the model."""
 
 import math
 import threading
@@ -9,12 +10,18 @@ import numpy as np
 import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticStatus
+from node_harness import ANSWER_TIMEOUT_S, make_header
+from rcl_interfaces.srv import SetParameters
 from rclpy.context import Context
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.parameter import Parameter
 from std_msgs.msg import Header
 from vos_ros_interfaces.msg import TrackedObject
+from vos_ros_interfaces.srv import SetInitialMask
 
 from vos_ros.engine.result import ObjectResult
 from vos_ros.model import CONFIGS
+from vos_ros.ros.convert import labels_to_image, rgb_to_image
 from vos_ros.ros.diagnostics import Snapshot, assess, diagnostic_array
 from vos_ros.ros.domains import free_domain_id
 from vos_ros.ros.frames import Frame, NewestFrameSlot, RecentFrames
@@ -22,6 +29,7 @@ from vos_ros.ros.messages import overlay_image, tracked_object_array
 from vos_ros.ros.node import VosNode
 from vos_ros.ros.parameters import PARAMETERS, SPECS
 from vos_ros.ros.stats import Counters, SlidingWindow
+from vos_ros.synthetic import make_clip
 
 
 def frame(stamp_ns: int, received: float | None = None) -> Frame:
@@ -288,4 +296,62 @@ def test_nodes_in_one_process_share_one_network(matching_network):
     finally:
         for node in nodes:
             node.destroy_node()
+        context.try_shutdown()
+
+
+def test_parameter_services_answer_while_a_frame_is_in_the_model(matching_network):
+    """Inference runs on the worker thread, so a frame held inside the model delays no parameter
+    call; once it is let go, that frame's labels come out as usual."""
+    context = Context()
+    rclpy.init(context=context, domain_id=free_domain_id())
+    node = VosNode(network=matching_network, context=context)
+    caller = rclpy.create_node("parameter_caller", context=context)
+    executor = MultiThreadedExecutor(context=context)
+    for n in (node, caller):
+        executor.add_node(n)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    inside, release = threading.Event(), threading.Event()
+    try:
+        clip = make_clip(num_objects=2, num_frames=2, size=(96, 128), seed=0)
+        first = make_header(1_000_000_000)
+        node._on_image(rgb_to_image(clip.frames[0], first))
+        answer = node._on_set_initial_mask(
+            SetInitialMask.Request(mask=labels_to_image(clip.labels[0], first)), SetInitialMask.Response()
+        )
+        assert answer.success, answer.message
+        step = node._session.step
+
+        def held_step(rgb):
+            inside.set()
+            release.wait(ANSWER_TIMEOUT_S)
+            return step(rgb)
+
+        node._session.step = held_step
+        node._on_image(rgb_to_image(clip.frames[1], make_header(2_000_000_000)))
+        assert inside.wait(ANSWER_TIMEOUT_S), "the worker takes the frame into the model"
+        processed = node._counters["frames_processed"]
+
+        setter = caller.create_client(SetParameters, "/vos_node/set_parameters")
+        assert setter.wait_for_service(ANSWER_TIMEOUT_S)
+        request = SetParameters.Request(parameters=[Parameter("overlay_alpha", value=0.25).to_parameter_msg()])
+        answered = threading.Event()
+        future = setter.call_async(request)
+        future.add_done_callback(lambda _: answered.set())
+        assert answered.wait(ANSWER_TIMEOUT_S / 2), "set_parameters waited for the frame in the model"
+        assert future.result().results[0].successful
+        assert node.get_parameter("overlay_alpha").value == 0.25
+        assert node._counters["frames_processed"] == processed, "the frame was still in the model"
+
+        release.set()
+        deadline = time.monotonic() + ANSWER_TIMEOUT_S
+        while node._counters["frames_processed"] == processed and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert node._counters["frames_processed"] > processed, "the held frame's labels came out"
+    finally:
+        release.set()
+        executor.shutdown(timeout_sec=5.0)
+        spinner.join(timeout=5.0)
+        node.destroy_node()
+        caller.destroy_node()
         context.try_shutdown()
