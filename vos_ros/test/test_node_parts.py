@@ -299,9 +299,16 @@ def test_nodes_in_one_process_share_one_network(matching_network):
         context.try_shutdown()
 
 
+def _processed_reaches(node: VosNode, count: int) -> bool:
+    deadline = time.monotonic() + ANSWER_TIMEOUT_S
+    while node._counters["frames_processed"] < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return node._counters["frames_processed"] >= count
+
+
 def test_parameter_services_answer_while_a_frame_is_in_the_model(matching_network):
     """Inference runs on the worker thread, so a frame held inside the model delays no parameter
-    call; once it is let go, that frame's labels come out as usual."""
+    call, not even of the parameters the session holds: those reach it before the next frame."""
     context = Context()
     rclpy.init(context=context, domain_id=free_domain_id())
     node = VosNode(network=matching_network, context=context)
@@ -313,7 +320,7 @@ def test_parameter_services_answer_while_a_frame_is_in_the_model(matching_networ
     spinner.start()
     inside, release = threading.Event(), threading.Event()
     try:
-        clip = make_clip(num_objects=2, num_frames=2, size=(96, 128), seed=0)
+        clip = make_clip(num_objects=2, num_frames=3, size=(96, 128), seed=0)
         first = make_header(1_000_000_000)
         node._on_image(rgb_to_image(clip.frames[0], first))
         answer = node._on_set_initial_mask(
@@ -334,20 +341,23 @@ def test_parameter_services_answer_while_a_frame_is_in_the_model(matching_networ
 
         setter = caller.create_client(SetParameters, "/vos_node/set_parameters")
         assert setter.wait_for_service(ANSWER_TIMEOUT_S)
-        request = SetParameters.Request(parameters=[Parameter("overlay_alpha", value=0.25).to_parameter_msg()])
+        changes = [("overlay_alpha", 0.25), ("lost_threshold", 0.6), ("drop_fragments", False)]
+        request = SetParameters.Request(parameters=[Parameter(n, value=v).to_parameter_msg() for n, v in changes])
         answered = threading.Event()
         future = setter.call_async(request)
         future.add_done_callback(lambda _: answered.set())
         assert answered.wait(ANSWER_TIMEOUT_S / 2), "set_parameters waited for the frame in the model"
-        assert future.result().results[0].successful
-        assert node.get_parameter("overlay_alpha").value == 0.25
+        assert all(result.successful for result in future.result().results)
+        assert all(node.get_parameter(name).value == value for name, value in changes)
         assert node._counters["frames_processed"] == processed, "the frame was still in the model"
 
+        assert (node._session.lost_threshold, node._session.fragment_filter is None) == (0.3, False)
+
         release.set()
-        deadline = time.monotonic() + ANSWER_TIMEOUT_S
-        while node._counters["frames_processed"] == processed and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert node._counters["frames_processed"] > processed, "the held frame's labels came out"
+        assert _processed_reaches(node, processed + 1), "the held frame's labels came out"
+        node._on_image(rgb_to_image(clip.frames[2], make_header(3_000_000_000)))
+        assert _processed_reaches(node, processed + 2)
+        assert (node._session.lost_threshold, node._session.fragment_filter is None) == (0.6, True)
     finally:
         release.set()
         executor.shutdown(timeout_sec=5.0)

@@ -202,18 +202,20 @@ class VosNode(Node):
         return SetParametersResult(successful=True)
 
     def _apply_parameters(self, params) -> None:
+        """Take new values at once; those the session holds reach it before its next frame, so a
+        parameter call never waits for the frame in the model."""
         for param in params:
             if param.name not in self._live:
                 continue
             self._live[param.name] = param.value
             if param.name == "frame_buffer_size":
                 self._recent.resize(param.value)
-            elif param.name == "lost_threshold":
-                with self._session_lock:
-                    self._session.lost_threshold = param.value
-            elif param.name == "drop_fragments":
-                with self._session_lock:
-                    self._session.fragment_filter = FragmentFilter() if param.value else None
+
+    def _update_session_settings(self) -> None:
+        """The live lost threshold and fragment filter into the session (under the session lock)."""
+        self._session.lost_threshold = self._live["lost_threshold"]
+        if self._live["drop_fragments"] != (self._session.fragment_filter is not None):
+            self._session.fragment_filter = FragmentFilter() if self._live["drop_fragments"] else None
 
     # input -------------------------------------------------------------------------------------
 
@@ -300,6 +302,7 @@ class VosNode(Node):
             else:
                 self._queue_ms.add((time.monotonic() - frame.received) * 1000.0)
                 self._input_delay_ms.add(frame.delay_ms)
+                self._update_session_settings()
                 try:
                     result = self._session.step(frame.rgb)
                 except VosError as error:
