@@ -111,7 +111,7 @@ class VosNode(Node):
             max_objects=self._live["max_objects"],
             lost_threshold=self._live["lost_threshold"],
             short_side=self._live["short_side"] or None,
-            fragment_filter=FragmentFilter() if self._live["drop_fragments"] else None,
+            fragment_filter=self._fragment_filter(),
         )
         self._session_lock = threading.Lock()
         self._mask_stamp_ns = 0
@@ -211,11 +211,13 @@ class VosNode(Node):
             if param.name == "frame_buffer_size":
                 self._recent.resize(param.value)
 
+    def _fragment_filter(self) -> FragmentFilter | None:
+        return FragmentFilter() if self._live["drop_fragments"] else None
+
     def _update_session_settings(self) -> None:
         """The live lost threshold and fragment filter into the session (under the session lock)."""
         self._session.lost_threshold = self._live["lost_threshold"]
-        if self._live["drop_fragments"] != (self._session.fragment_filter is not None):
-            self._session.fragment_filter = FragmentFilter() if self._live["drop_fragments"] else None
+        self._session.fragment_filter = self._fragment_filter()
 
     # input -------------------------------------------------------------------------------------
 
