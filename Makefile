@@ -1,4 +1,4 @@
-# make setup | test | demo | clean | distclean   (see README.md)
+# make setup | lint | test | demo | clean | distclean   (see README.md)
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
@@ -9,7 +9,7 @@ ROS_SOURCES := $(shell find vos_ros_interfaces -type f) \
 	$(wildcard vos_ros/launch/*.launch.py vos_ros/config/*.yaml vos_ros/config/*.xml)
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo clean distclean
+.PHONY: setup lint test demo clean distclean
 
 setup: $(VENV_STAMP) $(BUILD_STAMP) env.sh
 
@@ -25,8 +25,12 @@ $(BUILD_STAMP): $(VENV_STAMP) $(ROS_SOURCES) scripts/build_ros.sh
 env.sh: scripts/write_env.sh
 	scripts/write_env.sh
 
+# ruff lints and checks the formatting of every Python file (settings: ruff.toml).
+lint: setup
+	. ./env.sh && ruff check . && ruff format --check .
+
 # pytest exits 5 when it collected no test: that is a failure here.
-test: setup
+test: setup lint
 	. ./env.sh && { python -m pytest vos_ros/test $(PYTEST_ARGS) || rc=$$?; } \
 		&& case "$${rc:-0}" in 0) ;; 5) echo "pytest collected no tests" >&2; exit 1 ;; *) exit "$$rc" ;; esac
 

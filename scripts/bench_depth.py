@@ -15,13 +15,14 @@ from pathlib import Path
 
 import numpy as np
 from std_msgs.msg import Header
+
 from vos_ros_interfaces.msg import TrackedObject, TrackedObjectArray
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "vos_ros" / "test"))
-from depth_scene import Patch, Scene, depth_image  # noqa: E402
+from depth_scene import Patch, Scene, depth_image
 
-from vos_ros.ros.depth_fusion import DepthFusion  # noqa: E402
-from vos_ros.ros.spatial_messages import ObjectMarkers, objects_cloud, set_positions  # noqa: E402
+from vos_ros.ros.depth_fusion import DepthFusion
+from vos_ros.ros.spatial_messages import ObjectMarkers, objects_cloud, set_positions
 
 
 def timed_ms(function, repeats: int) -> float:
@@ -43,8 +44,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.split("x"))
     patches = [
-        Patch(i + 1, (-0.6 + 1.2 * (i + 0.5) / args.objects, 0.0, 1.2 + 0.2 * i), (0.5 / args.objects, 0.3),
-              disc=bool(i % 2), colour=(200, 50, 50))
+        Patch(
+            i + 1,
+            (-0.6 + 1.2 * (i + 0.5) / args.objects, 0.0, 1.2 + 0.2 * i),
+            (0.5 / args.objects, 0.3),
+            disc=bool(i % 2),
+            colour=(200, 50, 50),
+        )
         for i in range(args.objects)
     ]
     scene = Scene(width, height, patches=patches)
@@ -67,8 +73,10 @@ def main(argv=None) -> int:
         markers.update([(i, "", located.geometry.positions[i]) for i in ids], header)
 
     located = fusion.locate(0, view.labels, ids, cloud_stride=args.stride, **settings)
-    print(f"{width}x{height}, {args.objects} objects, {np.count_nonzero(view.labels)} object pixels, "
-          f"{len(located.geometry.points)} cloud points at stride {args.stride}")
+    print(
+        f"{width}x{height}, {args.objects} objects, {np.count_nonzero(view.labels)} object pixels, "
+        f"{len(located.geometry.points)} cloud points at stride {args.stride}"
+    )
     decode_ms = timed_ms(lambda: fusion.add_depth(depth_msg, 0), args.repeats)
     print(f"depth callback (decode 16UC1):           {decode_ms:6.2f} ms")
     print(f"worker, positions + markers (no cloud):  {timed_ms(lambda: worker(False), args.repeats):6.2f} ms")

@@ -18,12 +18,12 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
-from vos_ros_interfaces.msg import TrackedObjectArray
-from vos_ros_interfaces.srv import RemoveObjects, SetInitialMask
 
 from vos_ros.bags.node_process import NodeProcess
 from vos_ros.ros.convert import labels_to_image, rgb_to_image
-from vos_ros.ros.domains import free_domain_id, local_ros_env
+from vos_ros.ros.domains import local_ros_env
+from vos_ros_interfaces.msg import TrackedObjectArray
+from vos_ros_interfaces.srv import RemoveObjects, SetInitialMask
 
 STARTUP_TIMEOUT_S = 90.0
 ANSWER_TIMEOUT_S = 20.0
@@ -70,7 +70,9 @@ class Client:
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.image_pub = self.node.create_publisher(Image, image_topic, reliable)
         self.node.create_subscription(Image, f"{node}/labels", self._store(self.labels, self.label_times), reliable)
-        self.node.create_subscription(TrackedObjectArray, f"{node}/tracked_objects", self._store(self.objects), reliable)
+        self.node.create_subscription(
+            TrackedObjectArray, f"{node}/tracked_objects", self._store(self.objects), reliable
+        )
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, reliable)
         self.overlay_sub = None
         self.set_mask = self.node.create_client(SetInitialMask, f"{node}/set_initial_mask")
@@ -82,7 +84,7 @@ class Client:
     def _spin(self) -> None:
         try:
             self.executor.spin()
-        except Exception:  # noqa: BLE001 - the context is shut down under the executor at close()
+        except Exception:
             pass
 
     def _store(self, by_stamp: dict, times: dict | None = None):

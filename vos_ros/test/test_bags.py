@@ -40,13 +40,28 @@ def read_topics(path):
 def test_bag_from_davis_round_trip(davis_dir, tmp_path, storage):
     out = tmp_path / "toy_bag"
     rc = bag_from_davis.main(
-        ["--davis", str(davis_dir), "--sequence", "toy", "--out", str(out), "--fps", "10", "--frame-id", "cam0",
-         "--storage", storage]
+        [
+            "--davis",
+            str(davis_dir),
+            "--sequence",
+            "toy",
+            "--out",
+            str(out),
+            "--fps",
+            "10",
+            "--frame-id",
+            "cam0",
+            "--storage",
+            storage,
+        ]
     )
     assert rc == 0
     by_topic, types = read_topics(out)
-    assert types == {IMAGE_TOPIC: "sensor_msgs/msg/Image", GROUND_TRUTH_TOPIC: "sensor_msgs/msg/Image",
-                     INITIAL_MASK_TOPIC: "sensor_msgs/msg/Image"}
+    assert types == {
+        IMAGE_TOPIC: "sensor_msgs/msg/Image",
+        GROUND_TRUTH_TOPIC: "sensor_msgs/msg/Image",
+        INITIAL_MASK_TOPIC: "sensor_msgs/msg/Image",
+    }
     stamps = [DEFAULT_START_NS + t * 100_000_000 for t in range(FRAMES)]
 
     frames = by_topic[IMAGE_TOPIC]
@@ -104,7 +119,9 @@ def test_bag_eval_matches_the_metric_code(tmp_path):
         for t, msg in enumerate(truth_msgs):
             if t != missing:
                 stamp = stamp_to_ns(msg.header.stamp)
-                out.write("/vos_node/labels", stamp + 5, image_message(out.typestore, stamp, "camera", predicted[t], "mono16"))
+                out.write(
+                    "/vos_node/labels", stamp + 5, image_message(out.typestore, stamp, "camera", predicted[t], "mono16")
+                )
 
     expected_preds = predicted.copy()
     expected_preds[missing] = 0
@@ -139,6 +156,5 @@ def test_truncated_bag_is_a_clear_error(tmp_path, storage):
     write_clip_bag(path, zip(clip.frames, clip.labels), storage=storage)
     [data_file] = [p for p in path.iterdir() if p.suffix in (".db3", ".mcap")]
     data_file.write_bytes(data_file.read_bytes()[: data_file.stat().st_size // 2])
-    with pytest.raises(BagError, match="truncated, damaged"):
-        with read_bag(path) as bag:
-            list(bag.raw(bag.topics))
+    with pytest.raises(BagError, match="truncated, damaged"), read_bag(path) as bag:
+        list(bag.raw(bag.topics))

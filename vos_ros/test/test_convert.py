@@ -89,7 +89,11 @@ def test_plain_objects_with_numpy_data_are_accepted():
     """Messages deserialized by rosbags carry numpy arrays rather than array.array."""
     msg = make_msg(RGB, "bgr8", pad=1)
     plain = SimpleNamespace(
-        height=msg.height, width=msg.width, encoding="bgr8", is_bigendian=0, step=msg.step,
+        height=msg.height,
+        width=msg.width,
+        encoding="bgr8",
+        is_bigendian=0,
+        step=msg.step,
         data=np.frombuffer(bytes(msg.data), np.uint8),
     )
     np.testing.assert_array_equal(image_to_rgb(plain), RGB[:, :, ::-1])
@@ -157,9 +161,7 @@ def test_rgb_to_image_round_trip():
     np.testing.assert_array_equal(image_to_rgb(msg), RGB)
 
 
-@pytest.mark.parametrize(
-    "array", [RGB[:, :, 0], RGB.astype(np.uint16), np.concatenate([RGB, ALPHA], axis=2)]
-)
+@pytest.mark.parametrize("array", [RGB[:, :, 0], RGB.astype(np.uint16), np.concatenate([RGB, ALPHA], axis=2)])
 def test_rgb_to_image_rejects_other_arrays(array):
     with pytest.raises(ImageConversionError):
         rgb_to_image(array, Header())

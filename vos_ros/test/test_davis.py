@@ -144,7 +144,7 @@ def test_bad_layouts_raise_clear_errors(tmp_path):
     with pytest.raises(DavisError, match="no frame folder"):
         dataset.sequence("unknown")
     (tmp_path / "Annotations" / "s" / "00002.png").unlink()
-    with pytest.raises(DavisError, match="without annotation.*00002.png"):
+    with pytest.raises(DavisError, match=r"without annotation.*00002\.png"):
         dataset.sequence("s")
 
 

@@ -15,9 +15,25 @@ def test_demo_writes_scores_bag_and_video(tmp_path):
     out = tmp_path / "demo_output"
     env = local_ros_env(free_domain_id())
     result = subprocess.run(
-        ["vos-ros-demo", "--out", str(out), "--frames", "6", "--size", "160x120", "--objects", "2",
-         "--node-args", "-p", "config:=matching"],
-        capture_output=True, text=True, timeout=DEMO_TIMEOUT_S, env=env, stdin=subprocess.DEVNULL,
+        [
+            "vos-ros-demo",
+            "--out",
+            str(out),
+            "--frames",
+            "6",
+            "--size",
+            "160x120",
+            "--objects",
+            "2",
+            "--node-args",
+            "-p",
+            "config:=matching",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=DEMO_TIMEOUT_S,
+        env=env,
+        stdin=subprocess.DEVNULL,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.splitlines()[-2].startswith("J&F ")

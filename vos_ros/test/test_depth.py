@@ -8,7 +8,6 @@ from depth_scene import Scene, depth_image
 from sensor_msgs.msg import CameraInfo, Image, PointField
 from std_msgs.msg import Header
 from visualization_msgs.msg import Marker
-from vos_ros_interfaces.msg import TrackedObject, TrackedObjectArray
 
 from vos_ros.ros.depth import (
     DepthError,
@@ -22,6 +21,7 @@ from vos_ros.ros.depth import (
 from vos_ros.ros.depth_fusion import DepthFusion, Located
 from vos_ros.ros.spatial_messages import ObjectMarkers, objects_cloud, set_positions
 from vos_ros.ros.stamp_pairing import StampBuffer
+from vos_ros_interfaces.msg import TrackedObject, TrackedObjectArray
 
 TOLERANCE_M = 0.02
 
@@ -36,8 +36,9 @@ def located(scene, encoding, depth_size=None, erosion=2, min_valid=10, stride=No
     depth_view = scene.render(*depth_size) if depth_size else view
     depth = depth_to_metres(depth_image(depth_view.depth, encoding))
     height, width = depth.shape
-    intrinsics = depth_intrinsics(intrinsics_from_camera_info(scene.camera_info()), (scene.width, scene.height),
-                                  (width, height))
+    intrinsics = depth_intrinsics(
+        intrinsics_from_camera_info(scene.camera_info()), (scene.width, scene.height), (width, height)
+    )
     labels = labels_at(view.labels, width, height)
     return locate_objects(depth, labels, intrinsics, [p.id for p in scene.patches], erosion, min_valid, stride)
 
@@ -68,7 +69,7 @@ def test_zero_and_nan_depth_mean_no_reading(encoding):
 def test_other_encodings_and_broken_sizes_are_refused_by_name():
     msg = depth_image(np.ones((2, 2), np.float32), "16UC1")
     msg.encoding = "mono16"
-    with pytest.raises(DepthError, match="unsupported depth encoding 'mono16'.*16UC1 or 32FC1"):
+    with pytest.raises(DepthError, match=r"unsupported depth encoding 'mono16'.*16UC1 or 32FC1"):
         depth_to_metres(msg)
     msg = depth_image(np.ones((2, 2), np.float32), "32FC1")
     msg.data = msg.data[:-1]
@@ -92,7 +93,7 @@ def test_intrinsics_come_from_k(scene):
     "k", [[0.0] * 9, [100.0, 0, 50, 0, 0.0, 40, 0, 0, 1], [float("nan"), 0, 50, 0, 100, 40, 0, 0, 1]]
 )
 def test_camera_info_without_a_focal_length_is_refused(k):
-    with pytest.raises(DepthError, match="focal length|non-finite"):
+    with pytest.raises(DepthError, match=r"focal length|non-finite"):
         intrinsics_from_camera_info(CameraInfo(width=100, height=80, k=k))
 
 

@@ -57,8 +57,14 @@ class DepthClient:
         )
         assert self.client.wait(lambda: self.cloud_sub.get_publisher_count() > 0, 10.0)
 
-    def send(self, encoding: str | None = "16UC1", info: CameraInfo | None = None, depth_offset_ns: int = 0,
-             depth_msg: Image | None = None, attempts: int = 3) -> int:
+    def send(
+        self,
+        encoding: str | None = "16UC1",
+        info: CameraInfo | None = None,
+        depth_offset_ns: int = 0,
+        depth_msg: Image | None = None,
+        attempts: int = 3,
+    ) -> int:
         """Publish CameraInfo and depth (unless ``encoding`` is None), then the colour frame, all stamped
         now (depth shifted by ``depth_offset_ns``); waits for the labels and returns the stamp."""
         stamp = time.time_ns()
@@ -83,10 +89,28 @@ class DepthClient:
 def node(tmp_path_factory, scene):
     domain = free_domain_id()
     process = start_node(
-        ["-p", "config:=matching", "-p", "short_side:=128", "-p", "use_depth:=true",
-         "-p", "depth_slop:=0.01",
-         "-p", f"depth_erosion:={EROSION}", "-p", "min_valid_depths:=20", "-p", f"cloud_stride:={STRIDE}",
-         "-p", "warn_throttle:=0.0", "-r", f"depth:={DEPTH_TOPIC}", "-r", f"camera_info:={INFO_TOPIC}"],
+        [
+            "-p",
+            "config:=matching",
+            "-p",
+            "short_side:=128",
+            "-p",
+            "use_depth:=true",
+            "-p",
+            "depth_slop:=0.01",
+            "-p",
+            f"depth_erosion:={EROSION}",
+            "-p",
+            "min_valid_depths:=20",
+            "-p",
+            f"cloud_stride:={STRIDE}",
+            "-p",
+            "warn_throttle:=0.0",
+            "-r",
+            f"depth:={DEPTH_TOPIC}",
+            "-r",
+            f"camera_info:={INFO_TOPIC}",
+        ],
         tmp_path_factory.mktemp("vos_node_depth") / "vos_node.log",
         domain,
     )
@@ -124,12 +148,14 @@ def test_cloud_holds_the_object_points_with_the_image_header(node, scene):
     node.subscribe_cloud()
     for _ in range(10):  # until the node has discovered the subscriber
         stamp = node.send("32FC1")
-        if node.client.wait(lambda: stamp in node.clouds, 2.0):
+        if node.client.wait(lambda stamp=stamp: stamp in node.clouds, 2.0):
             break
     cloud = node.clouds[stamp]
     assert cloud.header.frame_id == "camera_optical" and node._stamp(cloud.header) == stamp
     assert [(f.name, f.offset, f.datatype) for f in cloud.fields] == [
-        ("x", 0, PointField.FLOAT32), ("y", 4, PointField.FLOAT32), ("z", 8, PointField.FLOAT32),
+        ("x", 0, PointField.FLOAT32),
+        ("y", 4, PointField.FLOAT32),
+        ("z", 8, PointField.FLOAT32),
         ("id", 12, PointField.UINT16),
     ]
     assert (cloud.height, cloud.point_step, cloud.row_step, cloud.is_dense) == (1, 16, 16 * cloud.width, True)

@@ -53,8 +53,12 @@ def test_runner_feeds_the_session_and_scores_per_object(tmp_path):
     write_static_folder(tmp_path / "davis")
     log = []
     report = evaluate(
-        log, tmp_path / "davis", ["still", "vanish"], save_masks=tmp_path / "masks",
-        progress=False, session_factory=StaticSession,
+        log,
+        tmp_path / "davis",
+        ["still", "vanish"],
+        save_masks=tmp_path / "masks",
+        progress=False,
+        session_factory=StaticSession,
     )
     grey = [0, 40, 80, 120, 160]
     expected_calls = [("set_mask", 0)] + [("step", g) for g in grey[1:]]
@@ -98,10 +102,21 @@ def synthetic_davis(tmp_path_factory):
 
 def test_cli_end_to_end_with_the_matching_network(synthetic_davis, tmp_path, capsys):
     json_path, mask_dir = tmp_path / "report.json", tmp_path / "masks"
-    code = main([
-        "--davis", str(synthetic_davis), "--config", "matching", "--device", "cpu",
-        "--json", str(json_path), "--save-masks", str(mask_dir), "--no-progress",
-    ])
+    code = main(
+        [
+            "--davis",
+            str(synthetic_davis),
+            "--config",
+            "matching",
+            "--device",
+            "cpu",
+            "--json",
+            str(json_path),
+            "--save-masks",
+            str(mask_dir),
+            "--no-progress",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     lines = out.strip().splitlines()
@@ -129,8 +144,19 @@ def test_cli_end_to_end_with_the_matching_network(synthetic_davis, tmp_path, cap
 
 def test_cli_sequence_list_and_errors(synthetic_davis, tmp_path, capsys):
     json_path = tmp_path / "r.json"
-    code = main(["--davis", str(synthetic_davis), "--sequences", "beta", "--device", "cpu",
-                 "--no-progress", "--json", str(json_path)])
+    code = main(
+        [
+            "--davis",
+            str(synthetic_davis),
+            "--sequences",
+            "beta",
+            "--device",
+            "cpu",
+            "--no-progress",
+            "--json",
+            str(json_path),
+        ]
+    )
     assert code == 0
     assert list(json.loads(json_path.read_text())["sequences"]) == ["beta"]
     capsys.readouterr()

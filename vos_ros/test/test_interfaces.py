@@ -39,7 +39,9 @@ def test_tracked_object_holds_full_range_ids_and_nan_position():
 
 
 def test_tracked_object_array_has_header_and_objects():
-    array = msg.TrackedObjectArray(header=Header(frame_id="camera"), objects=[msg.TrackedObject(id=1), msg.TrackedObject(id=2)])
+    array = msg.TrackedObjectArray(
+        header=Header(frame_id="camera"), objects=[msg.TrackedObject(id=1), msg.TrackedObject(id=2)]
+    )
     assert array.header.frame_id == "camera"
     assert [o.id for o in array.objects] == [1, 2]
 

@@ -99,7 +99,9 @@ class Evaluator:
     """Evaluates the recorded substitutions for given launch arguments, as launch would."""
 
     def __init__(self, description: Recorded, arguments: dict[str, str]):
-        self.defaults = {a.args[0]: a.kwargs.get("default_value") for a in entities(description, "DeclareLaunchArgument")}
+        self.defaults = {
+            a.args[0]: a.kwargs.get("default_value") for a in entities(description, "DeclareLaunchArgument")
+        }
         unknown = set(arguments) - set(self.defaults)
         assert not unknown, f"launch arguments {unknown} are not declared"
         self.arguments = arguments
@@ -232,8 +234,11 @@ def launched(tmp_path_factory):
             process.stop()
 
 
-SERVICE_NAMES = {GetParameters: "get_parameters", SetParameters: "set_parameters",
-                 DescribeParameters: "describe_parameters"}
+SERVICE_NAMES = {
+    GetParameters: "get_parameters",
+    SetParameters: "set_parameters",
+    DescribeParameters: "describe_parameters",
+}
 
 
 def call(client: Client, service, request):
@@ -270,8 +275,12 @@ def test_launched_node_has_the_launch_name_remap_and_parameters(launched):
 
 
 def param(name: str, value) -> Parameter:
-    kinds = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
-             float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
+    kinds = {
+        bool: ParameterType.PARAMETER_BOOL,
+        int: ParameterType.PARAMETER_INTEGER,
+        float: ParameterType.PARAMETER_DOUBLE,
+        str: ParameterType.PARAMETER_STRING,
+    }
     field = {bool: "bool_value", int: "integer_value", float: "double_value", str: "string_value"}[type(value)]
     return Parameter(name=name, value=ParameterValue(type=kinds[type(value)], **{field: value}))
 
@@ -293,7 +302,9 @@ def test_parameter_changes_are_validated(launched):
     for (parameter, ok, reason), result in zip(cases, response.results):
         assert result.successful == ok, (parameter.name, result.reason)
         assert reason in result.reason, (parameter.name, result.reason)
-    values = call(client, GetParameters, GetParameters.Request(names=["overlay_alpha", "drop_fragments", "config"])).values
+    values = call(
+        client, GetParameters, GetParameters.Request(names=["overlay_alpha", "drop_fragments", "config"])
+    ).values
     assert [parameter_value_to_python(v) for v in values] == [0.25, False, SPECS["config"].default]
 
     described = call(client, DescribeParameters, DescribeParameters.Request(names=["max_objects", "overlay_alpha"]))
@@ -316,8 +327,11 @@ def test_sigterm_stops_the_launched_node_cleanly(launched):
 
 @pytest.mark.parametrize(
     "override, message",
-    [("overlay_alpha: 2.0", "overlay_alpha"), ("config: huge", "unknown config 'huge'"),
-     ("max_objects: 3.5", "max_objects")],
+    [
+        ("overlay_alpha: 2.0", "overlay_alpha"),
+        ("config: huge", "unknown config 'huge'"),
+        ("max_objects: 3.5", "max_objects"),
+    ],
 )
 def test_invalid_params_file_stops_the_node_with_a_reason(tmp_path, override, message):
     params = tmp_path / "bad.yaml"

@@ -7,20 +7,20 @@ import unittest
 
 import pytest
 
-launch_testing = pytest.importorskip(
+pytest.importorskip(
     "launch_testing",
     reason="launch_testing is not installable on this machine (no PyPI wheel of launch/launch_ros/"
     "launch_testing); test_launch.py checks the launch file and its command line instead",
 )
 
-import launch  # noqa: E402
-import launch_testing.actions  # noqa: E402
-import launch_testing.asserts  # noqa: E402
-import rclpy  # noqa: E402
-from ament_index_python.packages import get_package_share_directory  # noqa: E402
-from launch.actions import IncludeLaunchDescription  # noqa: E402
-from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
-from std_srvs.srv import Trigger  # noqa: E402
+import launch
+import launch_testing.actions
+import launch_testing.asserts
+import rclpy
+from ament_index_python.packages import get_package_share_directory
+from launch.actions import IncludeLaunchDescription
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+from std_srvs.srv import Trigger
 
 NAMESPACE = "launch_test"
 

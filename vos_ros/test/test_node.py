@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 import pytest
-from node_harness import Client, free_domain_id, make_header, start_node, stamp_of
+from node_harness import Client, free_domain_id, make_header, stamp_of, start_node
 from sensor_msgs.msg import Image
 
 from vos_ros.ros.convert import labels_to_image, mask_to_labels, rgb_to_image
@@ -208,13 +208,17 @@ def test_bad_masks_are_refused_and_tracking_goes_on(node, stream):
 
     same = make_header(stamp)
     cases = {
-        "wrong size": (labels_to_image(truth[:-8], same),
-                       f"mask is {WIDTH}x{HEIGHT - 8} but its frame is {WIDTH}x{HEIGHT}"),
+        "wrong size": (
+            labels_to_image(truth[:-8], same),
+            f"mask is {WIDTH}x{HEIGHT - 8} but its frame is {WIDTH}x{HEIGHT}",
+        ),
         "colour mask": (rgb_to_image(rgb, same), "unsupported encoding 'rgb8'"),
         "unknown stamp": (labels_to_image(truth, make_header(stamp + 1)), "no recent frame has the mask's stamp"),
         "empty": (labels_to_image(np.zeros_like(truth), same), "empty"),
-        "truncated": (Image(header=same, height=HEIGHT, width=WIDTH, encoding="mono8", step=WIDTH, data=b"\0" * 10),
-                      "expected step x height"),
+        "truncated": (
+            Image(header=same, height=HEIGHT, width=WIDTH, encoding="mono8", step=WIDTH, data=b"\0" * 10),
+            "expected step x height",
+        ),
     }
     for name, (mask, expected) in cases.items():
         response = node.set_initial_mask(mask)

@@ -42,8 +42,7 @@ def test_bad_arguments_exit_with_usage(argv, capsys):
 
 def test_short_run_reports_every_figure(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    code = cli.main(["--size", "160x120", "--duration", "4", "--warmup", "1", "--short-side", "96",
-                     "--json", str(out)])
+    code = cli.main(["--size", "160x120", "--duration", "4", "--warmup", "1", "--short-side", "96", "--json", str(out)])
     assert code == 0
     result = json.loads(out.read_text())
     assert result["frames_published"] >= 60 and result["frames_answered"] > 0

@@ -16,8 +16,6 @@ from rclpy.context import Context
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 from std_msgs.msg import Header
-from vos_ros_interfaces.msg import TrackedObject
-from vos_ros_interfaces.srv import SetInitialMask
 
 from vos_ros.engine.result import ObjectResult
 from vos_ros.model import CONFIGS
@@ -30,6 +28,8 @@ from vos_ros.ros.node import VosNode
 from vos_ros.ros.parameters import PARAMETERS, SPECS
 from vos_ros.ros.stats import Counters, SlidingWindow
 from vos_ros.synthetic import make_clip
+from vos_ros_interfaces.msg import TrackedObject
+from vos_ros_interfaces.srv import SetInitialMask
 
 
 def frame(stamp_ns: int, received: float | None = None) -> Frame:
@@ -198,8 +198,15 @@ def test_invalid_values_are_rejected_with_a_reason(name, value, reason):
 
 @pytest.mark.parametrize(
     "name, value",
-    [("config", name) for name in CONFIGS] + [("device", "cpu"), ("device", "cuda:1"), ("short_side", 0),
-                                              ("short_side", 192), ("overlay_alpha", 0.0), ("weights", "")],
+    [("config", name) for name in CONFIGS]
+    + [
+        ("device", "cpu"),
+        ("device", "cuda:1"),
+        ("short_side", 0),
+        ("short_side", 192),
+        ("overlay_alpha", 0.0),
+        ("weights", ""),
+    ],
 )
 def test_valid_values_pass(name, value):
     assert SPECS[name].problem(value) is None
@@ -210,10 +217,22 @@ def test_valid_values_pass(name, value):
 
 def snapshot(**changes) -> Snapshot:
     values = dict(
-        device="cpu", model_ms=40.0, input_delay_ms=2.0, queue_ms=5.0, latency_ms=50.0, latency_max_ms=70.0,
-        input_hz=30.0, output_hz=20.0,
-        seconds_since_input=0.1, frames_received=100, frames_processed=60, frames_dropped=38, bad_frames=2,
-        overlays_published=0, objects_tracked=2, objects_visible=1,
+        device="cpu",
+        model_ms=40.0,
+        input_delay_ms=2.0,
+        queue_ms=5.0,
+        latency_ms=50.0,
+        latency_max_ms=70.0,
+        input_hz=30.0,
+        output_hz=20.0,
+        seconds_since_input=0.1,
+        frames_received=100,
+        frames_processed=60,
+        frames_dropped=38,
+        bad_frames=2,
+        overlays_published=0,
+        objects_tracked=2,
+        objects_visible=1,
     )
     values.update(changes)
     return Snapshot(**values)
@@ -248,10 +267,12 @@ def test_diagnostic_array_holds_every_figure():
 def test_tracked_object_array_sorts_by_id_and_maps_every_field():
     header = Header(frame_id="cam")
     objects = [
-        ObjectResult(id=7, label="cup", score=0.8, area=12, bbox=(3, 4, 5, 6), centroid=(5.5, 6.5), visible=True,
-                     age=9),
-        ObjectResult(id=2, label="", score=0.1, area=0, bbox=(0, 0, 0, 0), centroid=(math.nan, math.nan),
-                     visible=False, age=1),
+        ObjectResult(
+            id=7, label="cup", score=0.8, area=12, bbox=(3, 4, 5, 6), centroid=(5.5, 6.5), visible=True, age=9
+        ),
+        ObjectResult(
+            id=2, label="", score=0.1, area=0, bbox=(0, 0, 0, 0), centroid=(math.nan, math.nan), visible=False, age=1
+        ),
     ]
     msg = tracked_object_array(objects, header)
     assert msg.header == header

@@ -29,13 +29,33 @@ def replayed(tmp_path_factory):
     assert bag_from_davis.main(["--davis", str(root / "davis"), "--sequence", "toy", "--out", str(bag)]) == 0
     env = local_ros_env(free_domain_id())
     result = subprocess.run(
-        ["vos-ros-replay", str(bag), "--record", str(root / "recorded"), "--json", str(root / "replay.json"),
-         "--storage", "sqlite3", "--node-args", "-p", "config:=matching"],
-        capture_output=True, text=True, timeout=REPLAY_TIMEOUT_S, env=env, stdin=subprocess.DEVNULL,
+        [
+            "vos-ros-replay",
+            str(bag),
+            "--record",
+            str(root / "recorded"),
+            "--json",
+            str(root / "replay.json"),
+            "--storage",
+            "sqlite3",
+            "--node-args",
+            "-p",
+            "config:=matching",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=REPLAY_TIMEOUT_S,
+        env=env,
+        stdin=subprocess.DEVNULL,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    return {"root": root, "bag": bag, "recorded": root / "recorded", "stdout": result.stdout,
-            "report": json.loads((root / "replay.json").read_text())}
+    return {
+        "root": root,
+        "bag": bag,
+        "recorded": root / "recorded",
+        "stdout": result.stdout,
+        "report": json.loads((root / "replay.json").read_text()),
+    }
 
 
 def stamps_of(path, topic):
@@ -58,7 +78,7 @@ def test_recorded_outputs_carry_the_input_stamps(replayed):
     label_stamps = {stamp for stamp, _ in labels}
     assert set(input_stamps) <= label_stamps  # every frame answered, and nothing else
     assert label_stamps <= set(input_stamps)
-    for stamp, msg in labels:
+    for _, msg in labels:
         assert msg.header.frame_id == "camera"
         assert mask_to_labels(msg).shape == SIZE
     objects = stamps_of(replayed["recorded"], "/vos_node/tracked_objects")
@@ -70,8 +90,17 @@ def test_recorded_outputs_carry_the_input_stamps(replayed):
 def test_replay_score_equals_offline_evaluator(replayed, tmp_path):
     offline_json = tmp_path / "offline.json"
     code = offline_eval.main(
-        ["--davis", str(replayed["root"] / "davis"), "--sequences", "toy", "--config", "matching",
-         "--json", str(offline_json), "--no-progress"]
+        [
+            "--davis",
+            str(replayed["root"] / "davis"),
+            "--sequences",
+            "toy",
+            "--config",
+            "matching",
+            "--json",
+            str(offline_json),
+            "--no-progress",
+        ]
     )
     assert code == 0
     offline = json.loads(offline_json.read_text())
@@ -89,9 +118,22 @@ def test_real_time_rate_counts_dropped_frames(replayed, tmp_path):
     """At the bag's own rate (30 Hz) the CPU node cannot keep up: the frames it skipped are counted."""
     env = local_ros_env(free_domain_id())
     result = subprocess.run(
-        ["vos-ros-replay", str(replayed["bag"]), "--rate", "1", "--json", str(tmp_path / "rate1.json"),
-         "--node-args", "-p", "config:=matching"],
-        capture_output=True, text=True, timeout=REPLAY_TIMEOUT_S, env=env, stdin=subprocess.DEVNULL,
+        [
+            "vos-ros-replay",
+            str(replayed["bag"]),
+            "--rate",
+            "1",
+            "--json",
+            str(tmp_path / "rate1.json"),
+            "--node-args",
+            "-p",
+            "config:=matching",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=REPLAY_TIMEOUT_S,
+        env=env,
+        stdin=subprocess.DEVNULL,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "rate1.json").read_text())

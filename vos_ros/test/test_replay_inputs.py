@@ -18,7 +18,10 @@ TIMEOUT_S = 60  # a hang fails the test instead of blocking the suite
 def run_replay(*args):
     result = subprocess.run(
         ["vos-ros-replay", *map(str, args)],
-        capture_output=True, text=True, timeout=TIMEOUT_S, stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        stdin=subprocess.DEVNULL,
         env=local_ros_env(free_domain_id()),  # a private domain, should a regression start the node
     )
     return result.returncode, result.stderr
@@ -50,7 +53,9 @@ def test_image_topic_of_an_unknown_message_type(tmp_path, clip):
         )
         frame = custom.types["acme_msgs/msg/Frame"](header=header, pixels=clip.frames[0].reshape(-1))
         out.write(IMAGE_TOPIC, 1_000_000_000, frame)
-        out.write(INITIAL_MASK_TOPIC, 1_000_000_000, image_message(custom, 1_000_000_000, "camera", clip.labels[0], "mono16"))
+        out.write(
+            INITIAL_MASK_TOPIC, 1_000_000_000, image_message(custom, 1_000_000_000, "camera", clip.labels[0], "mono16")
+        )
     code, err = run_replay(bag)
     assert code != 0
     assert "acme_msgs/msg/Frame" in err and "expected sensor_msgs/msg/Image" in err
@@ -75,7 +80,9 @@ def test_initial_mask_of_another_size(tmp_path, clip):
             out.write(IMAGE_TOPIC, stamp, image_message(out.typestore, stamp, "camera", frame, "rgb8"))
             out.write(GROUND_TRUTH_TOPIC, stamp, image_message(out.typestore, stamp, "camera", labels, "mono16"))
         small = np.ascontiguousarray(clip.labels[0][::2, ::2])
-        out.write(INITIAL_MASK_TOPIC, 1_000_000_000, image_message(out.typestore, 1_000_000_000, "camera", small, "mono16"))
+        out.write(
+            INITIAL_MASK_TOPIC, 1_000_000_000, image_message(out.typestore, 1_000_000_000, "camera", small, "mono16")
+        )
     code, err = run_replay(bag)
     assert code != 0
     assert "initial mask on /initial_mask is 32x24 but the frames on /camera/image_raw are 64x48" in err

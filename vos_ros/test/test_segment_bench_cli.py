@@ -19,7 +19,12 @@ def test_segment_writes_label_pngs_and_overlay_video(tmp_path, capsys):
         Image.fromarray(frame).save(frames / f"{index:05d}.png")
     write_label_png(tmp_path / "first.png", clip.labels[0])
     out = tmp_path / "out"
-    assert segment.main(["--frames", str(frames), "--mask", str(tmp_path / "first.png"), "--out", str(out), "--config", "matching"]) == 0
+    assert (
+        segment.main(
+            ["--frames", str(frames), "--mask", str(tmp_path / "first.png"), "--out", str(out), "--config", "matching"]
+        )
+        == 0
+    )
     masks = sorted((out / "masks").glob("*.png"))
     assert [m.name for m in masks] == [f"{i:05d}.png" for i in range(5)]
     np.testing.assert_array_equal(read_label_png(masks[0]), clip.labels[0])

@@ -129,7 +129,11 @@ BAD_CALLS = [
     ("3-D mask", lambda s, c: s.set_mask(c.frames[1], c.frames[1]), InvalidMaskError),
     ("negative id", lambda s, c: s.set_mask(c.frames[1], c.labels[1].astype(np.int32) * -1), TooManyObjectsError),
     ("id too big", lambda s, c: s.set_mask(c.frames[1], c.labels[1].astype(np.int64) * 70000), TooManyObjectsError),
-    ("too many ids", lambda s, c: s.set_mask(c.frames[1], np.arange(SIZE[0] * SIZE[1]).reshape(SIZE) % 70), TooManyObjectsError),
+    (
+        "too many ids",
+        lambda s, c: s.set_mask(c.frames[1], np.arange(SIZE[0] * SIZE[1]).reshape(SIZE) % 70),
+        TooManyObjectsError,
+    ),
     ("label count", lambda s, c: s.set_mask(c.frames[1], c.labels[1], labels=["only one"]), InvalidMaskError),
     ("label id", lambda s, c: s.set_mask(c.frames[1], c.labels[1], labels={9: "x"}), InvalidMaskError),
     ("remove unknown", lambda s, c: s.remove([1, 42]), UnknownObjectError),

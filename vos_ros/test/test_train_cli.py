@@ -26,13 +26,33 @@ def davis(tmp_path_factory):
 
 
 def _args(davis, out, *extra):
-    return ["--config", "fast", "--data", str(davis), "--split", "fit", "--out", str(out), "--crop", "128x64", "--no-progress", *extra]
+    return [
+        "--config",
+        "fast",
+        "--data",
+        str(davis),
+        "--split",
+        "fit",
+        "--out",
+        str(out),
+        "--crop",
+        "128x64",
+        "--no-progress",
+        *extra,
+    ]
 
 
 def test_cli_trains_saves_and_scores_the_eval_split(davis, tmp_path, capsys):
     assert main(_args(davis, tmp_path, "--steps", "3", "--checkpoint-every", "2", "--threads", "2")) == 0
     names = {p.name for p in tmp_path.iterdir()}
-    assert {"train_log.jsonl", "weights.pt", "loss_curve.png", "eval_dev.json", "checkpoint-000002.pt", "checkpoint-000003.pt"} <= names
+    assert {
+        "train_log.jsonl",
+        "weights.pt",
+        "loss_curve.png",
+        "eval_dev.json",
+        "checkpoint-000002.pt",
+        "checkpoint-000003.pt",
+    } <= names
     report = json.loads((tmp_path / "eval_dev.json").read_text())
     assert report["split"] == "dev" and list(report["sequences"]) == ["beta"] and 0.0 <= report["J&F"] <= 1.0
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("J&F ")
@@ -53,8 +73,15 @@ def test_cli_reports_bad_input_without_a_traceback(davis, tmp_path, capsys):
 
 def test_two_gloo_processes_train_together(davis, tmp_path):
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        "-m", "vos_ros.cli.train", *_args(davis, tmp_path, "--steps", "2", "--threads", "1", "--no-eval", "--device", "cpu"),
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "vos_ros.cli.train",
+        *_args(davis, tmp_path, "--steps", "2", "--threads", "1", "--no-eval", "--device", "cpu"),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)

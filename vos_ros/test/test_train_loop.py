@@ -1,6 +1,6 @@
 """The training loop on tiny synthetic clips: the loss falls, resuming is exact, outputs are written."""
 
-import json
+import itertools
 
 import numpy as np
 import pytest
@@ -32,16 +32,26 @@ def test_a_few_steps_lower_the_loss_on_held_out_clips(tmp_path):
     videos = _videos()
     settings = TrainSettings(config="fast", steps=25, lr=3e-3, warmup=1, checkpoint_every=100)
     trainer = Trainer(videos, tmp_path, settings, SPEC, progress=False)
-    batches = [collate([make_training_clip(videos, SPEC, np.random.default_rng([99, i]))], torch.device("cpu")) for i in range(4)]
+    batches = [
+        collate([make_training_clip(videos, SPEC, np.random.default_rng([99, i]))], torch.device("cpu"))
+        for i in range(4)
+    ]
     before = _held_out_loss(trainer, batches)
     trainer.run()
     after = _held_out_loss(trainer, batches)
     assert after < 0.8 * before
     records = read_log(tmp_path / "train_log.jsonl")
     assert [r["step"] for r in records] == list(range(1, 26))
-    assert {"loss_total", "loss_fg", "loss_instance", "loss_fused", "loss_jaccard", "lr", "s_per_step", "grad_norm"} <= set(
-        records[0]
-    )
+    assert {
+        "loss_total",
+        "loss_fg",
+        "loss_instance",
+        "loss_fused",
+        "loss_jaccard",
+        "lr",
+        "s_per_step",
+        "grad_norm",
+    } <= set(records[0])
     assert (tmp_path / "loss_curve.png").stat().st_size > 1000
     loaded = build_network(weights=tmp_path / "weights.pt", device="cpu")
     assert loaded.config.name == "fast"
@@ -63,7 +73,9 @@ def test_frames_after_the_third_are_segmented_from_the_networks_own_previous_out
         first = network.segment(frames[2], [anchor], given)
         own = F.adaptive_avg_pool2d(first.log_probs.exp()[None], frames[2].size)[0]
         second = network.segment(frames[3], [anchor], Reference(frames[2], own))
-        truth = network.segment(frames[3], [anchor], Reference(frames[2], soft_labels(labels[2], objects, frames[2].size)))
+        truth = network.segment(
+            frames[3], [anchor], Reference(frames[2], soft_labels(labels[2], objects, frames[2].size))
+        )
     fused = lambda output, t: segmentation_losses(output, labels[t], objects)["fused"]  # noqa: E731
     assert torch.allclose(losses["fused"], (fused(first, 2) + fused(second, 3)) / 2)
     assert not torch.allclose(losses["fused"], (fused(first, 2) + fused(truth, 3)) / 2)
@@ -106,7 +118,9 @@ def test_tuned_backbone_blocks_learn_at_a_tenth_of_the_rate_and_the_rest_stays_f
     heads, backbone = trainer.optimizer.param_groups
     assert backbone["lr"] == pytest.approx(0.1 * heads["lr"])
     with pytest.raises(ValueError, match="tuned backbone blocks"):
-        Trainer(_videos(), tmp_path, TrainSettings(config="fast", steps=1, tuned_backbone_blocks=99), SPEC, progress=False)
+        Trainer(
+            _videos(), tmp_path, TrainSettings(config="fast", steps=1, tuned_backbone_blocks=99), SPEC, progress=False
+        )
 
 
 def test_clips_are_drawn_at_the_configs_training_scale(tmp_path):
@@ -157,7 +171,7 @@ def test_learning_rate_warms_up_then_decays_to_the_floor():
     settings = TrainSettings(config="fast", steps=100, lr=1e-3, warmup=10, min_lr_fraction=0.05)
     rates = [learning_rate(s, settings) for s in range(100)]
     assert rates[0] < rates[5] < rates[9] == pytest.approx(1e-3)
-    assert all(a >= b for a, b in zip(rates[10:], rates[11:]))
+    assert all(a >= b for a, b in itertools.pairwise(rates[10:]))
     assert learning_rate(100, settings) == pytest.approx(5e-5)
 
 

@@ -51,7 +51,9 @@ def test_a_small_hard_fraction_trains_only_the_worst_pixels():
     for fraction in (1.0, 1.0 / 64):
         logits = wrong.clamp_min(1e-6).log().requires_grad_(True)
         output = Segmentation(
-            log_probs=torch.log_softmax(logits, 0), fg_logit=torch.zeros(8, 8), instance_logits=torch.zeros(OBJECTS, 4, 4)
+            log_probs=torch.log_softmax(logits, 0),
+            fg_logit=torch.zeros(8, 8),
+            instance_logits=torch.zeros(OBJECTS, 4, 4),
         )
         segmentation_losses(output, labels, OBJECTS, hard_fraction=fraction)["fused"].backward()
         touched[fraction] = {tuple(p) for p in (logits.grad.abs().sum(0) > 1e-6).nonzero().tolist()}

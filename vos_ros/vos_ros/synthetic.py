@@ -48,7 +48,7 @@ def make_clip(
     height, width = size
     rng = np.random.default_rng(seed)
     background = _texture(rng, height, width, rng.uniform(60, 200, size=3).astype(np.float32))
-    radius = max(6, int(min(height, width) / (3.2 + num_objects ** 0.5 * 1.6)))
+    radius = max(6, int(min(height, width) / (3.2 + num_objects**0.5 * 1.6)))
     objects = []
     for index in range(num_objects):
         half = np.array([rng.uniform(0.7, 1.0) * radius, rng.uniform(0.7, 1.0) * radius])
@@ -74,7 +74,7 @@ def make_clip(
             cx, cy = obj["pos"]
             hy, hx = obj["half"]
             if obj["ellipse"]:
-                cv2.ellipse(shape, (int(round(cx)), int(round(cy))), (int(hx), int(hy)), 0, 0, 360, 1, -1)
+                cv2.ellipse(shape, (round(cx), round(cy)), (int(hx), int(hy)), 0, 0, 360, 1, -1)
             else:
                 cv2.rectangle(shape, (int(cx - hx), int(cy - hy)), (int(cx + hx), int(cy + hy)), 1, -1)
             ys, xs = np.nonzero(shape)

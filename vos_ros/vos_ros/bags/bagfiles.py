@@ -64,7 +64,7 @@ class BagReader:
         try:
             for connection, timestamp, data in self._reader.messages(connections=connections):
                 yield connection.topic, timestamp, data
-        except Exception as err:  # noqa: BLE001 - any reader failure becomes one clear error
+        except Exception as err:
             raise BagError(_describe(self.path, err)) from err
 
     def deserialize(self, topic: str, data: bytes):
@@ -72,7 +72,7 @@ class BagReader:
         msgtype = self.topics[topic]
         try:
             return self._reader.deserialize(data, msgtype)
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             raise BagError(f"cannot decode a {msgtype} message on {topic} in bag {self.path}: {err}") from err
 
     def messages(self, topics: Iterable[str]) -> Iterator[tuple[str, int, object]]:
@@ -90,7 +90,7 @@ def read_bag(path: str | Path) -> Iterator[BagReader]:
     try:
         reader = AnyReader([path], default_typestore=project_typestore())
         reader.open()
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:
         raise BagError(_describe(path, err)) from err
     try:
         yield BagReader(path, reader)

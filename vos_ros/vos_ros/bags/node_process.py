@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 PR_SET_PDEATHSIG = 1
 
 
@@ -39,7 +38,7 @@ class NodeProcess:
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl(), safe after fork
         )
 
     @property

@@ -28,9 +28,9 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
-from vos_ros_interfaces.srv import SetInitialMask
 
 from vos_ros.ros.stats import percentiles
+from vos_ros_interfaces.srv import SetInitialMask
 
 from .bagfiles import BagError, header_stamp_ns, read_bag, write_bag
 from .clip_bag import GROUND_TRUTH_TOPIC, IMAGE_TOPIC, INITIAL_MASK_TOPIC
@@ -169,10 +169,14 @@ def node_ros_args(options: ReplayOptions) -> list[str]:
     """The --ros-args a node started by the replay gets (the user's --node-args come last and win)."""
     namespace, name = _split_node_name(options.node)
     return [
-        "-r", f"__node:={name}",
-        "-r", f"__ns:={namespace}",
-        "-r", f"image:={options.image_topic}",
-        "-p", "use_sim_time:=true",
+        "-r",
+        f"__node:={name}",
+        "-r",
+        f"__ns:={namespace}",
+        "-r",
+        f"image:={options.image_topic}",
+        "-p",
+        "use_sim_time:=true",
         *options.node_args,
     ]
 
@@ -235,7 +239,7 @@ class _Session:
             self.executor.spin()
         except ExternalShutdownException:
             pass
-        except Exception as err:  # noqa: BLE001 - reported to the driving thread by check()
+        except Exception as err:
             self._spin_error = err
 
     def _write_inbox(self) -> None:

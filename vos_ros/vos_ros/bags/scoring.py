@@ -77,7 +77,9 @@ def find_labels_topic(path: str | Path, exclude: tuple[str, ...] = (GROUND_TRUTH
         )
     if len(candidates) != 1:
         found = ", ".join(candidates) or "none"
-        raise BagError(f"cannot tell the label topic of {path} (Image topics named .../labels: {found}); pass it explicitly")
+        raise BagError(
+            f"cannot tell the label topic of {path} (Image topics named .../labels: {found}); pass it explicitly"
+        )
     return candidates[0]
 
 

@@ -18,7 +18,9 @@ def build_parser() -> argparse.ArgumentParser:
             f"label images on {GROUND_TRUTH_TOPIC} (mono16) and the first frame's labels on {INITIAL_MASK_TOPIC}."
         ),
     )
-    parser.add_argument("--davis", required=True, help="DAVIS-layout folder (JPEGImages/, Annotations/; every frame annotated)")
+    parser.add_argument(
+        "--davis", required=True, help="DAVIS-layout folder (JPEGImages/, Annotations/; every frame annotated)"
+    )
     parser.add_argument("--sequence", required=True, help="sequence name, e.g. bus")
     parser.add_argument("--out", required=True, help="output bag folder (must not exist)")
     parser.add_argument("--fps", type=float, default=30.0, help="frame rate of the stamps (default 30)")

@@ -28,7 +28,9 @@ def _instances(text: str) -> list[int]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vos-ros-bench", description=__doc__)
-    parser.add_argument("--instances", type=_instances, default=[1, 2, 3, 4, 5, 8], help="object counts (default 1,2,3,4,5,8)")
+    parser.add_argument(
+        "--instances", type=_instances, default=[1, 2, 3, 4, 5, 8], help="object counts (default 1,2,3,4,5,8)"
+    )
     parser.add_argument("--size", type=image_size, default=(480, 854), help="input WIDTHxHEIGHT (default 854x480)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     parser.add_argument("--config", default=None, help=f"network config (default {DEFAULT_CONFIG})")

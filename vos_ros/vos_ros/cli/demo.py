@@ -41,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=7, help="clip seed (default 7)")
     parser.add_argument("--fps", type=float, default=30.0, help="clip frame rate (default 30)")
     parser.add_argument(
-        "--node-args", nargs=argparse.REMAINDER, default=[],
+        "--node-args",
+        nargs=argparse.REMAINDER,
+        default=[],
         help="ROS arguments for vos_node, e.g. --node-args -p config:=matching (must come last)",
     )
     return parser

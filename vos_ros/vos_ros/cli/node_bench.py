@@ -40,8 +40,15 @@ def main(argv: list[str] | None = None) -> int:
     from vos_ros.ros.node_bench import BenchOptions, run_node_bench
 
     options = BenchOptions(
-        width=args.size[1], height=args.size[0], rate=args.rate, duration=args.duration, warmup=args.warmup,
-        objects=args.objects, config=args.config, short_side=args.short_side, device=args.device,
+        width=args.size[1],
+        height=args.size[0],
+        rate=args.rate,
+        duration=args.duration,
+        warmup=args.warmup,
+        objects=args.objects,
+        config=args.config,
+        short_side=args.short_side,
+        device=args.device,
         node_args=tuple(args.node_args),
     )
     try:
@@ -50,17 +57,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vos-ros-node-bench: {error}", file=sys.stderr)
         return 1
     latency, rss = result["latency_ms"], result["rss_mb"]
-    print(f"frames published {result['frames_published']}, answered {result['frames_answered']} "
-          f"({result['answered_hz']:.1f} Hz after warm-up)")
-    print(f"node means: latency stamp -> labels published {result['node_latency_ms']:.1f} ms = model time "
-          f"{result['model_ms']:.1f} + {result['node_latency_over_model_ms']:.1f} ms (input delay "
-          f"{result['input_delay_ms']:.1f}, queue wait {result['queue_ms']:.1f}, rest {result['publish_overhead_ms']:.1f})")
-    print("latency stamp -> labels received here, ms: "
-          + ", ".join(f"{key} {value:.1f}" for key, value in latency.items()))
+    print(
+        f"frames published {result['frames_published']}, answered {result['frames_answered']} "
+        f"({result['answered_hz']:.1f} Hz after warm-up)"
+    )
+    print(
+        f"node means: latency stamp -> labels published {result['node_latency_ms']:.1f} ms = model time "
+        f"{result['model_ms']:.1f} + {result['node_latency_over_model_ms']:.1f} ms (input delay "
+        f"{result['input_delay_ms']:.1f}, queue wait {result['queue_ms']:.1f}, rest {result['publish_overhead_ms']:.1f})"
+    )
+    print(
+        "latency stamp -> labels received here, ms: "
+        + ", ".join(f"{key} {value:.1f}" for key, value in latency.items())
+    )
     print("latency p50 per third of the run ms: " + ", ".join(f"{v:.1f}" for v in result["latency_p50_by_third_ms"]))
-    print(f"node RSS MiB: after warm-up {rss['after_warmup']:.1f}, end {rss['end']:.1f}, max {rss['max']:.1f}, "
-          f"slope {rss['slope_mb_per_min']:+.2f} MiB/min (second half {rss['second_half_slope_mb_per_min']:+.2f}), "
-          "median per third " + ", ".join(f"{v:.1f}" for v in rss["median_by_third"]))
+    print(
+        f"node RSS MiB: after warm-up {rss['after_warmup']:.1f}, end {rss['end']:.1f}, max {rss['max']:.1f}, "
+        f"slope {rss['slope_mb_per_min']:+.2f} MiB/min (second half {rss['second_half_slope_mb_per_min']:+.2f}), "
+        "median per third " + ", ".join(f"{v:.1f}" for v in rss["median_by_third"])
+    )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2))

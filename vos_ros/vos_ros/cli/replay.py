@@ -27,11 +27,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mask-topic", default=INITIAL_MASK_TOPIC, help=f"default {INITIAL_MASK_TOPIC}")
     parser.add_argument("--ground-truth-topic", default=GROUND_TRUTH_TOPIC, help=f"default {GROUND_TRUTH_TOPIC}")
     parser.add_argument(
-        "--rate", type=float, default=0.0,
+        "--rate",
+        type=float,
+        default=0.0,
         help="speed relative to the bag's timing; 0 (default): next frame as soon as the node answered the last",
     )
     parser.add_argument("--record", type=Path, help="write the node's outputs to this new bag")
-    parser.add_argument("--storage", choices=sorted(STORAGES), default="mcap", help="storage of --record (default mcap)")
+    parser.add_argument(
+        "--storage", choices=sorted(STORAGES), default="mcap", help="storage of --record (default mcap)"
+    )
     parser.add_argument("--record-overlay", action="store_true", help="also record ~/overlay (costs the node time)")
     parser.add_argument("--json", type=Path, help="write the figures to this JSON file")
     parser.add_argument("--node", default="/vos_node", help="fully qualified node name (default /vos_node)")
@@ -40,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--frame-timeout", type=float, default=30.0, help="seconds to wait for one frame's labels (30)")
     parser.add_argument("--node-log", type=Path, help="where the started node's output goes")
     parser.add_argument(
-        "--node-args", nargs=argparse.REMAINDER, default=[],
+        "--node-args",
+        nargs=argparse.REMAINDER,
+        default=[],
         help="ROS arguments for the started node, e.g. --node-args -p config:=matching (must come last)",
     )
     return parser

@@ -26,7 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(sorted by name). Writes one indexed label PNG per frame and an overlay video.",
     )
     parser.add_argument("--frames", required=True, help="folder of frames (jpg/png), sorted by file name")
-    parser.add_argument("--mask", required=True, help="label PNG of the first frame: 0 background, k object k (0/255 masks: one object)")
+    parser.add_argument(
+        "--mask", required=True, help="label PNG of the first frame: 0 background, k object k (0/255 masks: one object)"
+    )
     parser.add_argument("--out", default="segment_output", help="output folder (default segment_output)")
     parser.add_argument("--config", help=f"network config (default: the checkpoint's, else {DEFAULT_CONFIG})")
     parser.add_argument("--weights", help="checkpoint path (default: the weights shipped for the config)")
@@ -48,7 +50,9 @@ def read_first_mask(path: Path) -> np.ndarray:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     frames_dir, out = Path(args.frames), Path(args.out)
-    frames = sorted(p for p in frames_dir.iterdir() if p.suffix.lower() in FRAME_SUFFIXES) if frames_dir.is_dir() else []
+    frames = (
+        sorted(p for p in frames_dir.iterdir() if p.suffix.lower() in FRAME_SUFFIXES) if frames_dir.is_dir() else []
+    )
     if not frames:
         print(f"vos-ros-segment: error: no frames (jpg/png) in {frames_dir}", file=sys.stderr)
         return 2
@@ -62,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         ids = session.set_mask(first, label_map, labels=labels)
         video_path = out / "overlay.mp4"
         out.mkdir(parents=True, exist_ok=True)
-        writer = cv2.VideoWriter(str(video_path), cv2.VideoWriter_fourcc(*"mp4v"), args.fps, (first.shape[1], first.shape[0]))
+        writer = cv2.VideoWriter(
+            str(video_path), cv2.VideoWriter_fourcc(*"mp4v"), args.fps, (first.shape[1], first.shape[0])
+        )
         image = first
         total_ms = 0.0
         for index, path in enumerate(tqdm(frames, desc="segment", unit="frame")):

@@ -48,9 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=int, default=1500, help="total optimisation steps (default 1500)")
     parser.add_argument("--batch-size", type=int, default=1, help="clips per step and process (default 1)")
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
-    parser.add_argument("--crop", type=_crop, default=(256, 448), help="training crop WxH at the config's scale (default 448x256)")
     parser.add_argument(
-        "--clip-length", type=int, default=3, help="frames per clip: anchor, previous, then frames to segment (default 3)"
+        "--crop", type=_crop, default=(256, 448), help="training crop WxH at the config's scale (default 448x256)"
+    )
+    parser.add_argument(
+        "--clip-length",
+        type=int,
+        default=3,
+        help="frames per clip: anchor, previous, then frames to segment (default 3)",
     )
     parser.add_argument(
         "--distractor-probability",
@@ -80,7 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed of initialisation and clip sampling (default 0)")
     parser.add_argument("--checkpoint-every", type=int, default=250, help="steps between checkpoints (default 250)")
     parser.add_argument("--threads", type=int, help="torch CPU threads per process (default: torch's choice)")
-    parser.add_argument("--eval-split", default="dev", help="split scored at the end with the vos-ros-eval code (default dev)")
+    parser.add_argument(
+        "--eval-split", default="dev", help="split scored at the end with the vos-ros-eval code (default dev)"
+    )
     parser.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser

@@ -46,7 +46,9 @@ class FragmentFilter:
         stray = np.zeros(labels.shape, dtype=bool)
         present = set(np.unique(labels).tolist()) & set(np.unique(previous).tolist())
         for object_id in sorted(present - {0}):
-            count, components, stats, _ = cv2.connectedComponentsWithStats((labels == object_id).astype(np.uint8), connectivity=8)
+            count, components, stats, _ = cv2.connectedComponentsWithStats(
+                (labels == object_id).astype(np.uint8), connectivity=8
+            )
             if count <= 2:
                 continue
             near = cv2.dilate((previous == object_id).astype(np.uint8), kernel).astype(bool)

@@ -23,7 +23,7 @@ from vos_ros.engine.fragments import FragmentFilter
 from vos_ros.engine.memory import ReferenceMemory
 from vos_ros.engine.objects import ObjectManager
 from vos_ros.engine.result import FrameResult, ObjectResult
-from vos_ros.model.network import EncodedFrame, Reference, VosNetwork
+from vos_ros.model.network import Reference, VosNetwork
 
 MAX_OBJECT_ID = 65535
 MIN_IMAGE_SIDE = 16
@@ -47,7 +47,9 @@ def check_image(image: np.ndarray) -> None:
     if image.dtype != np.uint8:
         raise InvalidImageError(f"image must be uint8, got {image.dtype}")
     if min(image.shape[:2]) < MIN_IMAGE_SIDE:
-        raise InvalidImageError(f"image must be at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} px, got {image.shape[1]}x{image.shape[0]}")
+        raise InvalidImageError(
+            f"image must be at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} px, got {image.shape[1]}x{image.shape[0]}"
+        )
 
 
 class Session:
@@ -88,7 +90,9 @@ class Session:
         """True once a mask was given (and no reset since)."""
         return self.memory.previous is not None
 
-    def set_mask(self, image: np.ndarray, label_map: np.ndarray, labels: Labels = None, append: bool = False) -> list[int]:
+    def set_mask(
+        self, image: np.ndarray, label_map: np.ndarray, labels: Labels = None, append: bool = False
+    ) -> list[int]:
         """Give the objects of ``image``: ``label_map`` holds 0 for background, k for object k.
 
         ``append=False`` replaces every tracked object; ``append=True`` adds the mask's ids to
@@ -169,7 +173,9 @@ class Session:
         if not (np.issubdtype(label_map.dtype, np.integer) or label_map.dtype == np.bool_):
             raise InvalidMaskError(f"label map must hold integers, got {label_map.dtype}")
         if label_map.shape != size:
-            raise InvalidMaskError(f"label map is {label_map.shape[1]}x{label_map.shape[0]} but the image is {size[1]}x{size[0]}")
+            raise InvalidMaskError(
+                f"label map is {label_map.shape[1]}x{label_map.shape[0]} but the image is {size[1]}x{size[0]}"
+            )
         ids = [int(v) for v in np.unique(label_map) if v != 0]
         if not ids:
             raise InvalidMaskError("label map is empty: no pixel has an object id > 0")
@@ -183,7 +189,7 @@ class Session:
     @staticmethod
     def _label_names(ids: list[int], labels: Labels) -> dict[int, str]:
         if labels is None:
-            return {i: "" for i in ids}
+            return dict.fromkeys(ids, "")
         if isinstance(labels, Mapping):
             extra = sorted(set(labels) - set(ids))
             if extra:
@@ -191,7 +197,7 @@ class Session:
             return {i: str(labels.get(i, "")) for i in ids}
         if len(labels) not in (0, len(ids)):
             raise InvalidMaskError(f"{len(labels)} labels for {len(ids)} objects {ids}: give one per id, in id order")
-        return {i: str(name) for i, name in zip(ids, labels)} if labels else {i: "" for i in ids}
+        return {i: str(name) for i, name in zip(ids, labels)} if labels else dict.fromkeys(ids, "")
 
     def _merge_with_last(self, label_map: np.ndarray, ids: list[int], size: tuple[int, int]) -> np.ndarray:
         """The new mask over the last prediction of the other tracked objects."""

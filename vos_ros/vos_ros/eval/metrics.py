@@ -74,7 +74,7 @@ def boundary_tolerance(shape: tuple[int, int], bound_th: float = BOUND_TH) -> in
     """Match radius in pixels: ``bound_th`` itself when >= 1, else ceil(bound_th x image diagonal)."""
     if bound_th >= 1:
         return int(bound_th)
-    return int(math.ceil(bound_th * math.hypot(shape[0], shape[1])))
+    return math.ceil(bound_th * math.hypot(shape[0], shape[1]))
 
 
 def db_eval_boundary(gt: np.ndarray, pred: np.ndarray, bound_th: float = BOUND_TH) -> float:

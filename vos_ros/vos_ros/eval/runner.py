@@ -44,9 +44,7 @@ def evaluate(
             raise DavisError(f"sequence '{seq.name}' has {len(seq)} frame(s); the DAVIS protocol needs at least 3")
     scores: dict[str, SequenceScores] = {}
     timings: dict[str, list[float]] = {}
-    with tqdm(
-        total=sum(len(seq) for seq in opened), unit="frame", disable=not progress, file=sys.stderr
-    ) as bar:
+    with tqdm(total=sum(len(seq) for seq in opened), unit="frame", disable=not progress, file=sys.stderr) as bar:
         for seq in opened:
             bar.set_description(seq.name)
             session = session_factory(network)

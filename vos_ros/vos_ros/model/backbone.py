@@ -10,6 +10,7 @@ since 2020 and we need the intermediate feature maps (strides 4, 8, 16), not the
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -118,7 +119,7 @@ class Backbone(nn.Module):
     applied inside.
     """
 
-    channels = {stride: ch for stride, (_, ch) in FEATURE_BLOCKS.items()}
+    channels: ClassVar[dict[int, int]] = {stride: ch for stride, (_, ch) in FEATURE_BLOCKS.items()}
 
     def __init__(self, pretrained: bool = True):
         super().__init__()

@@ -27,12 +27,16 @@ class ForegroundDecoder(nn.Module):
             nn.ReLU(inplace=True),
         )
         self.skip = nn.Conv2d(skip_channels, hidden, 1)
-        self.refine = nn.Sequential(nn.ReLU(inplace=True), nn.Conv2d(hidden, hidden, 3, padding=1), nn.ReLU(inplace=True))
+        self.refine = nn.Sequential(
+            nn.ReLU(inplace=True), nn.Conv2d(hidden, hidden, 3, padding=1), nn.ReLU(inplace=True)
+        )
         self.out = nn.Conv2d(hidden, 1, 1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
-    def forward(self, match_maps: torch.Tensor, hidden: torch.Tensor, skip: torch.Tensor, prior_logit: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, match_maps: torch.Tensor, hidden: torch.Tensor, skip: torch.Tensor, prior_logit: torch.Tensor
+    ) -> torch.Tensor:
         x = self.fuse(torch.cat([match_maps, hidden], dim=1))
         x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False) + self.skip(skip)
         prior = F.interpolate(prior_logit, size=skip.shape[-2:], mode="bilinear", align_corners=False)

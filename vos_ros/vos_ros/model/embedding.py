@@ -118,8 +118,10 @@ def match_local(
     prob_regions = _regions(fit(probs), tile, radius)
     region_index = index.expand(sims.shape[0], -1, -1).gather(2, cand_index)
     classes = probs.shape[0]
-    gathered = prob_regions.unsqueeze(2).expand(-1, -1, tile * tile, -1).gather(
-        3, region_index.unsqueeze(1).expand(-1, classes, -1, -1)
+    gathered = (
+        prob_regions.unsqueeze(2)
+        .expand(-1, -1, tile * tile, -1)
+        .gather(3, region_index.unsqueeze(1).expand(-1, classes, -1, -1))
     )
     cand_probs = _untile(gathered.permute(0, 2, 1, 3).flatten(2), tiles_y, tiles_x, tile, height, width)
     cand_probs = cand_probs.view(height * width, classes, -1).permute(1, 0, 2)

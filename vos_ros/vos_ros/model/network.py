@@ -111,7 +111,9 @@ class VosNetwork(nn.Module):
         """Embeddings of a batch from its backbone features (strides 4, 8, 16): one frame per item."""
         if not self.config.learned:
             keys = backbone_embedding(features[8], features[16])
-            return [EncodedFrame(key=k, instance=k, skip=features[4][i : i + 1], hidden=None) for i, k in enumerate(keys)]
+            return [
+                EncodedFrame(key=k, instance=k, skip=features[4][i : i + 1], hidden=None) for i, k in enumerate(keys)
+            ]
         keys, hidden = self.key_head(features[8], features[16])
         instances, _ = self.instance_head(features[8], features[16])
         return [
@@ -164,7 +166,9 @@ class VosNetwork(nn.Module):
             fg_logit = F.interpolate(prior_logit, size=frame.skip.shape[-2:], mode="bilinear", align_corners=False)
 
         instance_logits = instance_logits.view(1, -1, height, width)
-        instance_up = F.interpolate(instance_logits, size=frame.skip.shape[-2:], mode="bilinear", align_corners=False)[0]
+        instance_up = F.interpolate(instance_logits, size=frame.skip.shape[-2:], mode="bilinear", align_corners=False)[
+            0
+        ]
         fg = fg_logit[0]
         log_probs = torch.cat([F.logsigmoid(-fg), F.logsigmoid(fg) + torch.log_softmax(instance_up, dim=0)])
         return Segmentation(log_probs=log_probs, fg_logit=fg_logit[0, 0], instance_logits=instance_logits[0])

@@ -39,9 +39,7 @@ def _pixels(msg, allowed: tuple[str, ...]) -> np.ndarray:
     """The message's pixels as an H x W x C array (a view of the data where possible)."""
     encoding = msg.encoding
     if encoding not in allowed:
-        raise UnsupportedEncodingError(
-            f"unsupported encoding {encoding!r} (expected one of {', '.join(allowed)})"
-        )
+        raise UnsupportedEncodingError(f"unsupported encoding {encoding!r} (expected one of {', '.join(allowed)})")
     channels, depth = _LAYOUT[encoding]
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height <= 0 or width <= 0:

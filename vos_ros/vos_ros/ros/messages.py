@@ -6,11 +6,11 @@ import math
 
 import numpy as np
 from sensor_msgs.msg import Image, RegionOfInterest
-from vos_ros_interfaces.msg import TrackedObject, TrackedObjectArray
 
 from vos_ros.engine.result import ObjectResult
 from vos_ros.overlay import overlay_rgb
 from vos_ros.ros.convert import rgb_to_image
+from vos_ros_interfaces.msg import TrackedObject, TrackedObjectArray
 
 
 def tracked_object(result: ObjectResult) -> TrackedObject:

@@ -26,7 +26,6 @@ from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
-from rclpy.signals import SignalHandlerOptions
 from rclpy.qos import (
     DurabilityPolicy,
     HistoryPolicy,
@@ -36,11 +35,10 @@ from rclpy.qos import (
     qos_profile_sensor_data,
 )
 from rclpy.qos_overriding_options import QoSOverridingOptions
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
-from vos_ros_interfaces.msg import TrackedObjectArray
-from vos_ros_interfaces.srv import RemoveObjects, SetInitialMask
 
 from vos_ros.engine.errors import VosError
 from vos_ros.engine.fragments import FragmentFilter
@@ -55,6 +53,8 @@ from vos_ros.ros.messages import overlay_image, tracked_object_array
 from vos_ros.ros.parameters import PARAMETERS, SPECS
 from vos_ros.ros.spatial_messages import ObjectMarkers, objects_cloud, set_positions
 from vos_ros.ros.stats import Counters, SlidingWindow
+from vos_ros_interfaces.msg import TrackedObjectArray
+from vos_ros_interfaces.srv import RemoveObjects, SetInitialMask
 
 NODE_NAME = "vos_node"
 IMAGE_TOPIC = "image"  # relative: remap it to the camera topic
@@ -104,7 +104,9 @@ class VosNode(Node):
         if network is None:
             network = self._build_network()
         elif any(self._live[name] != SPECS[name].default for name in ("config", "weights", "device")):
-            self.get_logger().warning("a shared network was given: the config, weights and device parameters are unused")
+            self.get_logger().warning(
+                "a shared network was given: the config, weights and device parameters are unused"
+            )
         self._device = str(network.device)
         self._session = Session(
             network,
@@ -157,11 +159,18 @@ class VosNode(Node):
             self._markers_pub = self.create_publisher(MarkerArray, "~/markers", OUTPUT_QOS)
             depth_inputs = MutuallyExclusiveCallbackGroup()
             self._depth_sub = self.create_subscription(
-                Image, DEPTH_TOPIC, self._on_depth, qos_profile_sensor_data, callback_group=depth_inputs,
+                Image,
+                DEPTH_TOPIC,
+                self._on_depth,
+                qos_profile_sensor_data,
+                callback_group=depth_inputs,
                 qos_overriding_options=overrides,
             )
             self._info_sub = self.create_subscription(
-                CameraInfo, CAMERA_INFO_TOPIC, self._on_camera_info, qos_profile_sensor_data,
+                CameraInfo,
+                CAMERA_INFO_TOPIC,
+                self._on_camera_info,
+                qos_profile_sensor_data,
                 callback_group=depth_inputs,
             )
         services = MutuallyExclusiveCallbackGroup()
@@ -280,7 +289,7 @@ class VosNode(Node):
         while (frame := self._slot.take()) is not None:
             try:
                 self._process(self._fresher(frame))
-            except Exception:  # noqa: BLE001 - the worker must outlive any single frame
+            except Exception:
                 self._counters.add("errors")
                 self.get_logger().error(
                     f"processing a frame failed:\n{traceback.format_exc()}",
@@ -364,15 +373,11 @@ class VosNode(Node):
         wanted = stamp_ns(request.mask.header.stamp)
         frame = self._recent.find(wanted)
         if frame is None:
-            response.message = (
-                f"no recent frame has the mask's stamp {wanted / 1e9:.9f} s ({self._recent.describe()})"
-            )
+            response.message = f"no recent frame has the mask's stamp {wanted / 1e9:.9f} s ({self._recent.describe()})"
             return response
         height, width = frame.rgb.shape[:2]
         if labels.shape != (height, width):
-            response.message = (
-                f"mask is {labels.shape[1]}x{labels.shape[0]} but its frame is {width}x{height}"
-            )
+            response.message = f"mask is {labels.shape[1]}x{labels.shape[0]} but its frame is {width}x{height}"
             return response
         names = list(request.labels) or None
         with self._session_lock:

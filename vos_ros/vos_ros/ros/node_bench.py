@@ -14,14 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
 from ament_index_python.packages import get_package_share_directory
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
-from vos_ros_interfaces.srv import SetInitialMask
 
 from vos_ros.bags.bagfiles import header_stamp_ns
 from vos_ros.bags.node_process import NodeProcess
@@ -29,6 +28,7 @@ from vos_ros.ros.convert import labels_to_image, rgb_to_image
 from vos_ros.ros.domains import free_domain_id, local_ros_env
 from vos_ros.ros.stats import percentiles
 from vos_ros.synthetic import make_clip
+from vos_ros_interfaces.srv import SetInitialMask
 
 NODE = "/vos_bench/vos_node"
 IMAGE_TOPIC = "/vos_bench/camera/image_raw"
@@ -85,7 +85,7 @@ class _Probe:
     def _spin(self) -> None:
         try:
             self.executor.spin()
-        except Exception:  # noqa: BLE001 - the context is shut down under the executor at close()
+        except Exception:
             pass
 
     def _on_labels(self, data: bytes) -> None:
@@ -119,8 +119,11 @@ def _wait(condition, timeout: float, process: NodeProcess) -> bool:
 
 def _initialise(probe: _Probe, process: NodeProcess, frame: Image, labels: np.ndarray) -> None:
     """Publish the first frame until the node answers it, then give its objects."""
-    if not _wait(lambda: probe.mask_client.service_is_ready() and probe.image_pub.get_subscription_count() > 0,
-                 STARTUP_TIMEOUT_S, process):
+    if not _wait(
+        lambda: probe.mask_client.service_is_ready() and probe.image_pub.get_subscription_count() > 0,
+        STARTUP_TIMEOUT_S,
+        process,
+    ):
         raise RuntimeError(f"vos_node did not come up within {STARTUP_TIMEOUT_S:.0f} s:\n{process.log_tail(30)}")
     stamp = time.time_ns()
     frame.header.stamp.sec, frame.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
@@ -174,9 +177,21 @@ def run_node_bench(options: BenchOptions, progress=print) -> dict:
     env = local_ros_env(domain)
     profile = env["FASTRTPS_DEFAULT_PROFILES_FILE"]
     namespace, name = NODE.rsplit("/", 1)
-    ros_args = ["-r", f"__node:={name}", "-r", f"__ns:={namespace}", "-r", f"image:={IMAGE_TOPIC}",
-                "-p", f"config:={options.config}", "-p", f"short_side:={options.short_side}",
-                "-p", f"device:={options.device}", *options.node_args]
+    ros_args = [
+        "-r",
+        f"__node:={name}",
+        "-r",
+        f"__ns:={namespace}",
+        "-r",
+        f"image:={IMAGE_TOPIC}",
+        "-p",
+        f"config:={options.config}",
+        "-p",
+        f"short_side:={options.short_side}",
+        "-p",
+        f"device:={options.device}",
+        *options.node_args,
+    ]
     log = Path(tempfile.mkdtemp(prefix="vos_node_bench_")) / "vos_node.log"
     process = NodeProcess(ros_args, log, env=env)
     progress(f"vos_node pid {process.pid} on ROS domain {domain}, log {log}; Fast DDS profile {profile}")
@@ -239,12 +254,18 @@ def _summarise(options, published, answered, diagnostics, rss, started, exit_cod
         "publish_overhead_ms": means["latency_ms"] - means["model_ms"] - means["queue_ms"] - means["input_delay_ms"],
         "node_latency_ms": means["latency_ms"],  # stamp -> labels published, as the node measures it
         "node_latency_over_model_ms": means["latency_ms"] - means["model_ms"],
-        "rss_mb": {"after_warmup": steady[0][1] if steady else math.nan, "end": steady[-1][1] if steady else math.nan,
-                   "max": max((m for _, m in steady), default=math.nan), "slope_mb_per_min": slope,
-                   "second_half_slope_mb_per_min": _slope_per_min(second_half),
-                   "median_by_third": [float(np.median(part)) if len(part) else math.nan
-                                       for part in np.array_split(np.asarray([m for _, m in steady]), 3)],
-                   "series": [(round(t, 1), round(m, 1)) for t, m in rss]},
+        "rss_mb": {
+            "after_warmup": steady[0][1] if steady else math.nan,
+            "end": steady[-1][1] if steady else math.nan,
+            "max": max((m for _, m in steady), default=math.nan),
+            "slope_mb_per_min": slope,
+            "second_half_slope_mb_per_min": _slope_per_min(second_half),
+            "median_by_third": [
+                float(np.median(part)) if len(part) else math.nan
+                for part in np.array_split(np.asarray([m for _, m in steady]), 3)
+            ],
+            "series": [(round(t, 1), round(m, 1)) for t, m in rss],
+        },
         "load_average": os.getloadavg(),
         "node_exit_code": exit_code,
     }

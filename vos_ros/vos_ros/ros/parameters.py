@@ -74,40 +74,98 @@ class ParamSpec:
 
 
 PARAMETERS: tuple[ParamSpec, ...] = (
-    ParamSpec("config", DEFAULT_CONFIG, f"Network config: {', '.join(CONFIG_NAMES)}.", read_only=True, check=_config_name),
-    ParamSpec("weights", "", "Checkpoint file for the config; empty selects its default weights.", read_only=True,
-              check=_weights_path),
-    ParamSpec("device", "auto", "Inference device: auto (CUDA when available), cpu, cuda or cuda:N.", read_only=True,
-              check=_device),
-    ParamSpec("short_side", 0, "Short side in pixels that frames are resized to for the network; 0 uses the "
-              "config's own.", read_only=True, int_range=(0, 4096), check=_short_side),
-    ParamSpec("torch_threads", 0, "CPU threads for PyTorch; 0: every core but one (kept for DDS and callbacks).", read_only=True,
-              int_range=(0, 256)),
+    ParamSpec(
+        "config", DEFAULT_CONFIG, f"Network config: {', '.join(CONFIG_NAMES)}.", read_only=True, check=_config_name
+    ),
+    ParamSpec(
+        "weights",
+        "",
+        "Checkpoint file for the config; empty selects its default weights.",
+        read_only=True,
+        check=_weights_path,
+    ),
+    ParamSpec(
+        "device",
+        "auto",
+        "Inference device: auto (CUDA when available), cpu, cuda or cuda:N.",
+        read_only=True,
+        check=_device,
+    ),
+    ParamSpec(
+        "short_side",
+        0,
+        "Short side in pixels that frames are resized to for the network; 0 uses the config's own.",
+        read_only=True,
+        int_range=(0, 4096),
+        check=_short_side,
+    ),
+    ParamSpec(
+        "torch_threads",
+        0,
+        "CPU threads for PyTorch; 0: every core but one (kept for DDS and callbacks).",
+        read_only=True,
+        int_range=(0, 256),
+    ),
     ParamSpec("max_objects", 64, "Most objects tracked at once.", read_only=True, int_range=(1, 65535)),
-    ParamSpec("lost_threshold", 0.3, "Object score below which an object is reported LOST.",
-              float_range=(0.0, 1.0)),
-    ParamSpec("drop_fragments", True, "Drop the small detached pieces of an object that appear away from where it "
-              "was in the previous frame (look-alikes), so that they are neither published nor tracked."),
+    ParamSpec("lost_threshold", 0.3, "Object score below which an object is reported LOST.", float_range=(0.0, 1.0)),
+    ParamSpec(
+        "drop_fragments",
+        True,
+        "Drop the small detached pieces of an object that appear away from where it "
+        "was in the previous frame (look-alikes), so that they are neither published nor tracked.",
+    ),
     ParamSpec("overlay_alpha", 0.5, "Opacity of the object colours in ~/overlay.", float_range=(0.0, 1.0)),
-    ParamSpec("frame_buffer_size", 30, "Recent frames kept so that ~/set_initial_mask can find the frame of a "
-              "mask's stamp.", int_range=(1, 1000)),
-    ParamSpec("fresh_frames", True, "When inference finds a frame that waited more than half an input period, "
-              "wait up to about half a period for the next frame instead: fresher outputs for a few percent of "
-              "throughput."),
-    ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", read_only=True,
-              float_range=(0.1, 60.0)),
-    ParamSpec("input_timeout", 2.0, "Seconds without an input frame after which diagnostics report a warning.",
-              float_range=(0.1, 3600.0)),
-    ParamSpec("warn_throttle", 5.0, "Least seconds between repeated warnings about bad input.",
-              float_range=(0.0, 3600.0)),
-    ParamSpec("use_depth", True, "Subscribe to depth (registered to the image: 16UC1 mm or 32FC1 m) and "
-              "camera_info (of the colour camera) for 3D positions, ~/objects_cloud and ~/markers.", read_only=True),
-    ParamSpec("depth_slop", 0.02, "Most seconds between the stamps of a frame and the depth image paired with it.",
-              float_range=(0.0, 1.0)),
-    ParamSpec("depth_erosion", 2, "Pixels eroded from each object's mask before its depths are used, so that "
-              "background depth at the silhouette stays out.", int_range=(0, 50)),
-    ParamSpec("min_valid_depths", 20, "Fewest valid depths under an object's eroded mask for a 3D position "
-              "(NaN otherwise).", int_range=(1, 1_000_000)),
+    ParamSpec(
+        "frame_buffer_size",
+        30,
+        "Recent frames kept so that ~/set_initial_mask can find the frame of a mask's stamp.",
+        int_range=(1, 1000),
+    ),
+    ParamSpec(
+        "fresh_frames",
+        True,
+        "When inference finds a frame that waited more than half an input period, "
+        "wait up to about half a period for the next frame instead: fresher outputs for a few percent of "
+        "throughput.",
+    ),
+    ParamSpec(
+        "diagnostics_period", 1.0, "Seconds between /diagnostics messages.", read_only=True, float_range=(0.1, 60.0)
+    ),
+    ParamSpec(
+        "input_timeout",
+        2.0,
+        "Seconds without an input frame after which diagnostics report a warning.",
+        float_range=(0.1, 3600.0),
+    ),
+    ParamSpec(
+        "warn_throttle", 5.0, "Least seconds between repeated warnings about bad input.", float_range=(0.0, 3600.0)
+    ),
+    ParamSpec(
+        "use_depth",
+        True,
+        "Subscribe to depth (registered to the image: 16UC1 mm or 32FC1 m) and "
+        "camera_info (of the colour camera) for 3D positions, ~/objects_cloud and ~/markers.",
+        read_only=True,
+    ),
+    ParamSpec(
+        "depth_slop",
+        0.02,
+        "Most seconds between the stamps of a frame and the depth image paired with it.",
+        float_range=(0.0, 1.0),
+    ),
+    ParamSpec(
+        "depth_erosion",
+        2,
+        "Pixels eroded from each object's mask before its depths are used, so that "
+        "background depth at the silhouette stays out.",
+        int_range=(0, 50),
+    ),
+    ParamSpec(
+        "min_valid_depths",
+        20,
+        "Fewest valid depths under an object's eroded mask for a 3D position (NaN otherwise).",
+        int_range=(1, 1_000_000),
+    ),
     ParamSpec("cloud_stride", 2, "Pixel stride of the object points in ~/objects_cloud.", int_range=(1, 64)),
 )
 

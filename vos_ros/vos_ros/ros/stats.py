@@ -72,7 +72,12 @@ def percentiles(values) -> dict[str, float]:
     """p50, p90, p99, max and mean of some figures (all NaN when there are none)."""
     values = np.asarray(values, dtype=np.float64)
     if values.size == 0:
-        return {key: math.nan for key in ("p50", "p90", "p99", "max", "mean")}
+        return dict.fromkeys(("p50", "p90", "p99", "max", "mean"), math.nan)
     p50, p90, p99 = np.percentile(values, [50, 90, 99])
-    return {"p50": float(p50), "p90": float(p90), "p99": float(p99), "max": float(values.max()),
-            "mean": float(values.mean())}
+    return {
+        "p50": float(p50),
+        "p90": float(p90),
+        "p99": float(p99),
+        "max": float(values.max()),
+        "mean": float(values.mean()),
+    }

@@ -118,13 +118,17 @@ def pick_indices(length: int, rng: np.random.Generator, max_gap: int, count: int
     return indices
 
 
-def _warp(video: Video, indices: tuple[int, ...], matrix: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def _warp(
+    video: Video, indices: tuple[int, ...], matrix: np.ndarray, size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
     """Frames and label maps of ``indices`` warped by the 2x3 ``matrix`` into ``size`` (h, w)."""
     height, width = size
     images, labels = [], []
     for index in indices:
         image, label = video.image(index), video.annotation(index)
-        images.append(cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT))
+        images.append(
+            cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        )
         labels.append(
             cv2.warpAffine(label.astype(np.uint16), matrix, (width, height), flags=cv2.INTER_NEAREST, borderValue=0)
         )
@@ -198,7 +202,9 @@ def perturb_mask(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def make_training_clip(videos: list[Video], spec: ClipSpec, rng: np.random.Generator, attempts: int = 20) -> TrainingClip:
+def make_training_clip(
+    videos: list[Video], spec: ClipSpec, rng: np.random.Generator, attempts: int = 20
+) -> TrainingClip:
     """Draw one clip (retrying draws whose objects are not visible on the anchor frame)."""
     for _ in range(attempts):
         base = videos[int(rng.integers(len(videos)))]

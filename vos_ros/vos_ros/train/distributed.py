@@ -38,7 +38,7 @@ def init_distributed(device: torch.device) -> DistributedContext:
     if not launched_by_torchrun() or int(os.environ["WORLD_SIZE"]) == 1:
         return DistributedContext(0, 1, device)
     if device.type == "cuda":
-        local_rank = int(os.environ.get("LOCAL_RANK", 0))
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
         backend = "nccl"

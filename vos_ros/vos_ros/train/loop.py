@@ -113,7 +113,9 @@ class Trainer:
             self.network, settings.tuned_backbone_blocks, settings.hard_pixel_fraction, settings.jaccard_weight
         )
         self.optimizer = torch.optim.AdamW(
-            parameter_groups(self.network, settings.backbone_lr_scale), lr=settings.lr, weight_decay=settings.weight_decay
+            parameter_groups(self.network, settings.backbone_lr_scale),
+            lr=settings.lr,
+            weight_decay=settings.weight_decay,
         )
         self.step = 0
         if self.context.enabled:
@@ -165,7 +167,9 @@ class Trainer:
     def batch(self, step: int) -> dict:
         """The clips of ``step`` for this rank, as model inputs."""
         clips = [
-            make_training_clip(self.videos, self.spec, np.random.default_rng([self.settings.seed, self.context.rank, step, b]))
+            make_training_clip(
+                self.videos, self.spec, np.random.default_rng([self.settings.seed, self.context.rank, step, b])
+            )
             for b in range(self.settings.batch_size)
         ]
         return collate(clips, self.context.device)
