@@ -21,9 +21,11 @@ from std_srvs.srv import Trigger
 
 from vos_ros.bags.node_process import NodeProcess
 from vos_ros.ros.convert import labels_to_image, rgb_to_image
-from vos_ros.ros.domains import local_ros_env
+from vos_ros.ros.domains import free_domain_id, local_ros_env
 from vos_ros_interfaces.msg import TrackedObjectArray
 from vos_ros_interfaces.srv import RemoveObjects, SetInitialMask
+
+__all__ = ["ANSWER_TIMEOUT_S", "Client", "free_domain_id", "make_header", "stamp_of", "start_node"]
 
 STARTUP_TIMEOUT_S = 90.0
 ANSWER_TIMEOUT_S = 20.0
