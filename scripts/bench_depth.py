@@ -18,7 +18,7 @@ from std_msgs.msg import Header
 
 from vos_ros_interfaces.msg import TrackedObject, TrackedObjectArray
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "vos_ros" / "test"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "vos_ros" / "test" / "ros"))
 from depth_scene import Patch, Scene, depth_image
 
 from vos_ros.ros.depth_fusion import DepthFusion

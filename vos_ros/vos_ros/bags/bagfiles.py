@@ -7,7 +7,6 @@ definitions that do not parse) surfaces as one :class:`BagError` with the bag's 
 from __future__ import annotations
 
 import shutil
-import struct
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,13 +16,15 @@ from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys.store import Typestore
 
+from vos_ros.ros.stamps import ns_to_sec_nanosec
+
 from .typestore import IMAGE_TYPE, project_typestore
 
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 BAG_VERSION = 8  # the rosbag2 metadata version ROS 2 Jazzy writes
 
 
-class BagError(Exception):
+class BagError(ValueError):
     """A bag cannot be read or written, or does not hold what a tool needs."""
 
 
@@ -155,26 +156,13 @@ def write_bag(path: str | Path, storage: str = "mcap", typestore: Typestore | No
     writer.close()
 
 
-def header_stamp_ns(cdr: bytes) -> int:
-    """The header stamp (ns) of a serialized message whose first field is a std_msgs/Header."""
-    if len(cdr) < 12:
-        raise BagError(f"serialized message of {len(cdr)} bytes is too short to hold a header")
-    sec, nanosec = struct.unpack_from("<iI" if cdr[1] & 1 else ">iI", cdr, 4)
-    return sec * 1_000_000_000 + nanosec
-
-
-def stamp_to_ns(stamp) -> int:
-    """A builtin_interfaces/Time (rosbags or rclpy) as integer nanoseconds."""
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-
-
 def image_message(typestore: Typestore, stamp_ns: int, frame_id: str, pixels: np.ndarray, encoding: str):
     """A rosbags sensor_msgs/Image of a uint8 (H x W [x C]) or uint16 (H x W) array, little-endian, unpadded."""
     types = typestore.types
     pixels = np.ascontiguousarray(pixels, dtype="<u2" if pixels.dtype == np.uint16 else np.uint8)
     height, width = pixels.shape[:2]
     header = types["std_msgs/msg/Header"](
-        stamp=types["builtin_interfaces/msg/Time"](sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000),
+        stamp=types["builtin_interfaces/msg/Time"](*ns_to_sec_nanosec(stamp_ns)),
         frame_id=frame_id,
     )
     return types[IMAGE_TYPE](

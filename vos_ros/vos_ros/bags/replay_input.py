@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from vos_ros.ros.convert import ImageConversionError, image_to_rgb
+from vos_ros.ros.stamps import header_stamp_ns
 
-from .bagfiles import BagError, header_stamp_ns, read_bag, require_topic
+from .bagfiles import BagError, read_bag, require_topic
 from .clip_bag import GROUND_TRUTH_TOPIC, IMAGE_TOPIC, INITIAL_MASK_TOPIC
 from .scoring import decode_labels
 from .typestore import IMAGE_TYPE
@@ -49,7 +50,10 @@ def inspect_replay_bag(
         require_topic(bag, mask_topic, IMAGE_TYPE)
         stamps, bag_times, first = [], [], None
         for topic, timestamp, data in bag.raw([image_topic]):
-            stamps.append(header_stamp_ns(data))
+            try:
+                stamps.append(header_stamp_ns(data))
+            except ValueError as err:
+                raise BagError(f"{path}: a message on {image_topic} has no readable header: {err}") from err
             bag_times.append(timestamp)
             if first is None:
                 first = bag.deserialize(topic, data)

@@ -15,8 +15,9 @@ import numpy as np
 
 from vos_ros.eval.metrics import SequenceEvaluator, summarize
 from vos_ros.ros.convert import ImageConversionError, mask_to_labels
+from vos_ros.ros.stamps import stamp_to_ns
 
-from .bagfiles import BagError, BagReader, read_bag, require_topic, stamp_to_ns
+from .bagfiles import BagError, BagReader, read_bag, require_topic
 from .clip_bag import GROUND_TRUTH_TOPIC, INITIAL_MASK_TOPIC
 from .typestore import IMAGE_TYPE
 

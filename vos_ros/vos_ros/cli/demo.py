@@ -14,9 +14,10 @@ from pathlib import Path
 
 from vos_ros.bags.bagfiles import BagError
 from vos_ros.bags.clip_bag import write_clip_bag
-from vos_ros.bags.replay import ReplayError, ReplayOptions, node_topic, replay
+from vos_ros.bags.replay import ReplayError, ReplayOptions, replay
 from vos_ros.bags.video import write_topic_video
 from vos_ros.cli.arguments import image_size
+from vos_ros.ros.client import node_topic
 from vos_ros.synthetic import make_clip
 
 CLIP_BAG = "clip_bag"

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.warmup < 0 or args.warmup >= args.duration:
         build_parser().error("--warmup must be in [0, duration)")
-    from vos_ros.ros.node_bench import BenchOptions, run_node_bench
+    from vos_ros.tools.node_bench import BenchOptions, run_node_bench
 
     options = BenchOptions(
         width=args.size[1],

@@ -22,6 +22,7 @@ from vos_ros.ros.depth import (
     locate_objects,
 )
 from vos_ros.ros.stamp_pairing import StampBuffer
+from vos_ros.ros.stamps import format_stamp
 
 DEPTH_BUFFER_SIZE = 30  # depth images kept for pairing: about one second of a 30 Hz camera
 
@@ -80,7 +81,7 @@ class DepthFusion:
         if found.item is None:
             return Located(
                 None,
-                f"no depth image within depth_slop={slop_s:g} s of the frame stamped {stamp_ns / 1e9:.9f} s "
+                f"no depth image within depth_slop={slop_s:g} s of the frame stamped {format_stamp(stamp_ns)} s "
                 f"(the nearest is {found.offset_ns / 1e9:+.3f} s away)",
             )
         with self._lock:

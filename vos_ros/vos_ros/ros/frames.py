@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vos_ros.ros.stamp_pairing import StampBuffer
+from vos_ros.ros.stamps import format_stamp
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class RecentFrames:
         stamps = self._frames.stamps()
         if not stamps:
             return "no frame received yet"
-        return f"{len(stamps)} recent frames, stamps {min(stamps) / 1e9:.9f} .. {max(stamps) / 1e9:.9f} s"
+        return f"{len(stamps)} recent frames, stamps {format_stamp(min(stamps))} .. {format_stamp(max(stamps))} s"
 
     def clear(self) -> None:
         self._frames.clear()

@@ -52,6 +52,7 @@ from vos_ros.ros.frames import Frame, NewestFrameSlot, RecentFrames
 from vos_ros.ros.messages import overlay_image, tracked_object_array
 from vos_ros.ros.parameters import PARAMETERS, SPECS
 from vos_ros.ros.spatial_messages import ObjectMarkers, objects_cloud, set_positions
+from vos_ros.ros.stamps import format_stamp, stamp_to_ns
 from vos_ros.ros.stats import Counters, SlidingWindow
 from vos_ros_interfaces.msg import TrackedObjectArray
 from vos_ros_interfaces.srv import RemoveObjects, SetInitialMask
@@ -79,11 +80,6 @@ def inference_threads(requested: int) -> int:
     all cores given to PyTorch, a 30 Hz camera on a 2-core machine made each frame ten times slower.
     """
     return requested or max(1, len(os.sched_getaffinity(0)) - 1)
-
-
-def stamp_ns(stamp) -> int:
-    """A builtin_interfaces/Time as integer nanoseconds."""
-    return stamp.sec * 1_000_000_000 + stamp.nanosec
 
 
 class VosNode(Node):
@@ -249,7 +245,7 @@ class VosNode(Node):
             self._counters.add("bad_frames")
             self._warn(f"dropping an image on {self._image_sub.topic_name}: {error}")
             return
-        stamp = stamp_ns(msg.header.stamp)
+        stamp = stamp_to_ns(msg.header.stamp)
         delay_ms = (self.get_clock().now().nanoseconds - stamp) / 1e6
         frame = Frame(header=msg.header, rgb=rgb, stamp_ns=stamp, delay_ms=delay_ms)
         self._recent.add(frame)
@@ -257,7 +253,7 @@ class VosNode(Node):
 
     def _on_depth(self, msg: Image) -> None:
         try:
-            self._depth.add_depth(msg, stamp_ns(msg.header.stamp))
+            self._depth.add_depth(msg, stamp_to_ns(msg.header.stamp))
         except DepthError as error:
             self._warn(f"ignoring a depth image on {self._depth_sub.topic_name}: {error}")
 
@@ -370,10 +366,12 @@ class VosNode(Node):
         except ImageConversionError as error:
             response.message = f"bad mask image: {error}"
             return response
-        wanted = stamp_ns(request.mask.header.stamp)
+        wanted = stamp_to_ns(request.mask.header.stamp)
         frame = self._recent.find(wanted)
         if frame is None:
-            response.message = f"no recent frame has the mask's stamp {wanted / 1e9:.9f} s ({self._recent.describe()})"
+            response.message = (
+                f"no recent frame has the mask's stamp {format_stamp(wanted)} s ({self._recent.describe()})"
+            )
             return response
         height, width = frame.rgb.shape[:2]
         if labels.shape != (height, width):
@@ -402,7 +400,7 @@ class VosNode(Node):
         self._counters.add("masks_applied")
         response.success = True
         response.object_ids = ids
-        response.message = f"tracking objects {self._session.object_ids} from stamp {frame.stamp_ns / 1e9:.9f} s"
+        response.message = f"tracking objects {self._session.object_ids} from stamp {format_stamp(frame.stamp_ns)} s"
         self.get_logger().info(response.message)
         return response
 

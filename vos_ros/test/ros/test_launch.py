@@ -20,16 +20,18 @@ from pathlib import Path
 import pytest
 import yaml
 from ament_index_python.packages import get_package_prefix, get_package_share_directory
-from node_harness import Client, free_domain_id, start_node
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import DescribeParameters, GetParameters, SetParameters
 from rclpy.parameter import parameter_value_to_python
 
 from vos_ros.ros import node as vos_node
+from vos_ros.ros.client import VosClient
+from vos_ros.ros.domains import free_domain_id
 from vos_ros.ros.parameters import PARAMETERS, SPECS
+from vos_ros.ros.process import NodeProcess
 
 PACKAGE = "vos_ros"
-SOURCE = Path(__file__).resolve().parents[1]
+SOURCE = Path(__file__).resolve().parents[2]
 LAUNCH_FILE = SOURCE / "launch" / "vos.launch.py"
 PARAMS_FILE = SOURCE / "config" / "vos.yaml"
 LAUNCH_ARGS = {
@@ -221,11 +223,13 @@ def launched(tmp_path_factory):
     with pytest.MonkeyPatch.context() as monkeypatch:
         for key, value in env.items():  # the launch file's environment, for the node and this client
             monkeypatch.setenv(key, value)
-        process = start_node(command[2:], scratch / "vos_node.log", domain)
+        process = NodeProcess(command[2:], scratch / "vos_node.log", domain_id=domain)
         client = None
         try:
             assert process.command == command, "the node runs the very executable the launch file names"
-            client = Client(domain, process, node="/cam1/vos_node", image_topic=LAUNCH_ARGS["image"])
+            client = VosClient(
+                "/cam1/vos_node", domain_id=domain, process=process, image_topic=LAUNCH_ARGS["image"], outputs=True
+            )
             client.wait_ready()
             yield client, env
         finally:
@@ -241,7 +245,7 @@ SERVICE_NAMES = {
 }
 
 
-def call(client: Client, service, request):
+def call(client: VosClient, service, request):
     """Call one of the node's parameter services."""
     ros_client = client.node.create_client(service, f"{client.node_name}/{SERVICE_NAMES[service]}")
     try:
@@ -270,7 +274,7 @@ def test_launched_node_has_the_launch_name_remap_and_parameters(launched):
     assert f"FASTRTPS_DEFAULT_PROFILES_FILE={profile}".encode() in environ
     assert Path(profile).is_file()
     assert client.wait(lambda: bool(client.diagnostics), 10.0), "no diagnostics from /cam1/vos_node"
-    status = client.diagnostics[-1][1].status[0]
+    status = client.diagnostics[-1]
     assert status.name.startswith("/cam1/vos_node") and status.hardware_id == "cpu"
 
 
@@ -336,7 +340,7 @@ def test_sigterm_stops_the_launched_node_cleanly(launched):
 def test_invalid_params_file_stops_the_node_with_a_reason(tmp_path, override, message):
     params = tmp_path / "bad.yaml"
     params.write_text(f"/**:\n  ros__parameters:\n    {override}\n")
-    process = start_node(["--params-file", str(params)], tmp_path / "vos_node.log", free_domain_id())
+    process = NodeProcess(["--params-file", str(params)], tmp_path / "vos_node.log", domain_id=free_domain_id())
     try:
         deadline = time.monotonic() + 60.0
         while process.exit_code() is None:

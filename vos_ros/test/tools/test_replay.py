@@ -6,13 +6,14 @@ import subprocess
 import numpy as np
 import pytest
 
-from vos_ros.bags.bagfiles import read_bag, stamp_to_ns
+from vos_ros.bags.bagfiles import read_bag
 from vos_ros.bags.clip_bag import IMAGE_TOPIC
 from vos_ros.cli import bag_eval, bag_from_davis
 from vos_ros.cli import eval as offline_eval
 from vos_ros.eval.davis import write_sequence
 from vos_ros.ros.convert import mask_to_labels
 from vos_ros.ros.domains import free_domain_id, local_ros_env
+from vos_ros.ros.stamps import stamp_to_ns
 from vos_ros.synthetic import make_clip
 
 FRAMES, SIZE = 10, (120, 160)

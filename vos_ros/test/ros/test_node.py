@@ -6,14 +6,17 @@ import time
 
 import numpy as np
 import pytest
-from node_harness import Client, free_domain_id, make_header, stamp_of, start_node
 from sensor_msgs.msg import Image
 
+from vos_ros.ros.client import VosClient, launch_node
 from vos_ros.ros.convert import labels_to_image, mask_to_labels, rgb_to_image
+from vos_ros.ros.domains import free_domain_id
+from vos_ros.ros.stamps import make_header, stamp_to_ns
 from vos_ros.synthetic import make_clip
 
 HEIGHT, WIDTH = 180, 240
 SHORT_SIDE = 192  # the `matching` config needs objects several feature cells wide
+FRAME_ID = "camera_optical"  # the frame id VosClient.publish_frame stamps frames with
 MIN_IOU = 0.5  # generous: the training-free `matching` config, a few frames after each mask
 
 
@@ -41,41 +44,33 @@ def stream():
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
-    domain = free_domain_id()
-    process = start_node(
+    with launch_node(
         ["-p", f"short_side:={SHORT_SIDE}", "-p", "diagnostics_period:=0.2"],
         tmp_path_factory.mktemp("vos_node") / "vos_node.log",
-        domain,
-    )
-    client = None
-    try:
-        client = Client(domain, process)
-        client.wait_ready()
+        domain_id=free_domain_id(),
+        outputs=True,
+    ) as client:
         yield client
-    finally:
-        if client is not None:
-            client.close()
-        process.stop()
 
 
-def track(node: Client, stream: Stream, frames: int) -> list[tuple[np.ndarray, np.ndarray, int]]:
+def track(node: VosClient, stream: Stream, frames: int) -> list[tuple[np.ndarray, np.ndarray, int]]:
     """Send the next ``frames`` frames one by one; (labels, truth, stamp) of each."""
     out = []
     for _ in range(frames):
         rgb, truth = stream.next()
         msg, header = node.send_frame(rgb)
-        out.append((mask_to_labels(msg), truth, stamp_of(header)))
+        out.append((mask_to_labels(msg), truth, stamp_to_ns(header.stamp)))
     return out
 
 
-def start_tracking(node: Client, stream: Stream, ids=(1, 2, 3), names=()) -> int:
+def start_tracking(node: VosClient, stream: Stream, ids=(1, 2, 3), names=()) -> int:
     """Give the objects ``ids`` of the next frame (their true masks); returns that frame's stamp."""
     rgb, truth = stream.next()
     _, header = node.send_frame(rgb)
-    response = node.set_initial_mask(np.where(np.isin(truth, ids), truth, 0), stamp_of(header), names=names)
+    response = node.set_initial_mask(np.where(np.isin(truth, ids), truth, 0), stamp_to_ns(header.stamp), labels=names)
     assert response.success, response.message
     assert list(response.object_ids) == sorted(ids)
-    return stamp_of(header)
+    return stamp_to_ns(header.stamp)
 
 
 def mean_iou(frames, object_id: int) -> float:
@@ -86,10 +81,10 @@ def test_labels_track_the_clip_with_the_input_header(node, stream):
     rgb, truth = stream.next()
     first, header = node.send_frame(rgb)
     assert not mask_to_labels(first).any(), "before a mask every pixel is background"
-    assert node.tracked(stamp_of(header)).objects == []
+    assert node.tracked(stamp_to_ns(header.stamp)).objects == []
 
     initial = np.where(truth == 3, 0, truth)  # objects 1 and 2; 3 is added later
-    response = node.set_initial_mask(initial, stamp_of(header), names=["disc", "box"])
+    response = node.set_initial_mask(initial, stamp_to_ns(header.stamp), labels=["disc", "box"])
     assert response.success, response.message
     assert list(response.object_ids) == [1, 2]
 
@@ -103,7 +98,7 @@ def test_labels_track_the_clip_with_the_input_header(node, stream):
         assert set(np.unique(labels)) <= {0, 1, 2}
         for k in ious:
             ious[k].append(iou(labels, truth, k))
-        objects = node.tracked(stamp_of(header))
+        objects = node.tracked(stamp_to_ns(header.stamp))
         assert objects.header.stamp == header.stamp and objects.header.frame_id == header.frame_id
         assert [(o.id, o.label) for o in objects.objects] == [(1, "disc"), (2, "box")]
         for obj in objects.objects:
@@ -122,15 +117,16 @@ def test_overlay_only_while_subscribed(node, stream):
     track(node, stream, 2)
     assert int(node.latest_diagnostics()["overlays_published"]) == 0
 
-    node.subscribe_overlay()
+    overlays = node.subscribe(node.topic("overlay"), Image)
+    assert node.wait(lambda: overlays.subscription.get_publisher_count() > 0, 10.0)
     stamps = []
     for _ in range(10):  # the node sees the new subscriber after discovery
         rgb, _ = stream.next()
         msg, header = node.send_frame(rgb)
-        stamps.append(stamp_of(header))
-        if node.wait(lambda: stamps[-1] in node.overlays, 2.0):
+        stamps.append(stamp_to_ns(header.stamp))
+        if node.wait(lambda: stamps[-1] in overlays, 2.0):
             break
-    overlay = node.overlays[stamps[-1]]
+    overlay = overlays[stamps[-1]]
     assert (overlay.encoding, overlay.height, overlay.width) == ("rgb8", HEIGHT, WIDTH)
     assert overlay.header.stamp == header.stamp and overlay.header.frame_id == header.frame_id
     labels = mask_to_labels(msg)
@@ -140,7 +136,7 @@ def test_overlay_only_while_subscribed(node, stream):
     changed = np.any(pixels != rgb, axis=2)
     assert changed[~background].mean() > 0.9, "objects are tinted"
 
-    node.unsubscribe_overlay()
+    node.unsubscribe(overlays)
     counts = []
     for _ in range(10):  # until the node has seen the subscriber go
         track(node, stream, 1)
@@ -154,12 +150,12 @@ def test_append_remove_and_reset(node, stream):
     start_tracking(node, stream, ids=(1, 2), names=["disc", "box"])
     rgb, truth = stream.next()
     _, header = node.send_frame(rgb)
-    stamp = stamp_of(header)
+    stamp = stamp_to_ns(header.stamp)
 
     again = node.set_initial_mask(np.where(truth == 1, 1, 0), stamp, append=True)
     assert not again.success and "already tracked" in again.message
 
-    added = node.set_initial_mask(np.where(truth == 3, 3, 0), stamp, names=["third"], append=True)
+    added = node.set_initial_mask(np.where(truth == 3, 3, 0), stamp, labels=["third"], append=True)
     assert added.success, added.message
     assert list(added.object_ids) == [3]
     frames = track(node, stream, 4)
@@ -183,7 +179,7 @@ def test_append_remove_and_reset(node, stream):
     assert not unknown.success and "2" in unknown.message
     assert [o.id for o in node.tracked(track(node, stream, 1)[0][2]).objects] == [1, 3], "nothing removed"
 
-    reset = node.reset_node()
+    reset = node.reset()
     assert reset.success, reset.message
     labels, _, stamp = track(node, stream, 1)[0]
     assert not labels.any()
@@ -200,20 +196,23 @@ def mono8(labels: np.ndarray, header) -> Image:
 def test_bad_masks_are_refused_and_tracking_goes_on(node, stream):
     rgb, truth = stream.next()
     _, header = node.send_frame(rgb)
-    stamp = stamp_of(header)
-    accepted = node.set_initial_mask(mono8(truth, make_header(0)), names=["a", "b", "c"])  # 0: newest frame
+    stamp = stamp_to_ns(header.stamp)
+    accepted = node.set_initial_mask(mono8(truth, make_header(0, FRAME_ID)), labels=["a", "b", "c"])  # 0: newest frame
     assert accepted.success, accepted.message
     assert list(accepted.object_ids) == [1, 2, 3]
     track(node, stream, 1)
 
-    same = make_header(stamp)
+    same = make_header(stamp, FRAME_ID)
     cases = {
         "wrong size": (
             labels_to_image(truth[:-8], same),
             f"mask is {WIDTH}x{HEIGHT - 8} but its frame is {WIDTH}x{HEIGHT}",
         ),
         "colour mask": (rgb_to_image(rgb, same), "unsupported encoding 'rgb8'"),
-        "unknown stamp": (labels_to_image(truth, make_header(stamp + 1)), "no recent frame has the mask's stamp"),
+        "unknown stamp": (
+            labels_to_image(truth, make_header(stamp + 1, FRAME_ID)),
+            "no recent frame has the mask's stamp",
+        ),
         "empty": (labels_to_image(np.zeros_like(truth), same), "empty"),
         "truncated": (
             Image(header=same, height=HEIGHT, width=WIDTH, encoding="mono8", step=WIDTH, data=b"\0" * 10),
@@ -224,7 +223,7 @@ def test_bad_masks_are_refused_and_tracking_goes_on(node, stream):
         response = node.set_initial_mask(mask)
         assert not response.success, name
         assert expected in response.message, (name, response.message)
-    labelled = node.set_initial_mask(truth, stamp, names=["only one name"])
+    labelled = node.set_initial_mask(truth, stamp, labels=["only one name"])
     assert not labelled.success and "labels" in labelled.message
 
     after = track(node, stream, 3)
@@ -237,9 +236,9 @@ def test_bad_frames_are_dropped_counted_and_tracking_goes_on(node, stream):
     start_tracking(node, stream)
     bad_before = int(node.latest_diagnostics()["bad_frames"])
     rgb, _ = stream.next()
-    yuv = rgb_to_image(rgb, make_header(time.time_ns()))
+    yuv = rgb_to_image(rgb, make_header(time.time_ns(), FRAME_ID))
     yuv.encoding = "yuv422"
-    truncated = rgb_to_image(rgb, make_header(time.time_ns() + 1))
+    truncated = rgb_to_image(rgb, make_header(time.time_ns() + 1, FRAME_ID))
     truncated.data = bytes(truncated.data)[:-1]
     # one at a time: the node's input queue holds one frame (depth 1), a second could replace the first
     for expected, msg in enumerate((yuv, truncated), start=bad_before + 1):
@@ -247,7 +246,7 @@ def test_bad_frames_are_dropped_counted_and_tracking_goes_on(node, stream):
         node.image_pub.publish(msg)
         while int(node.latest_diagnostics()["bad_frames"]) < expected:
             assert time.monotonic() < deadline, f"bad frame {msg.encoding} not counted"
-    assert stamp_of(yuv.header) not in node.labels and stamp_of(truncated.header) not in node.labels
+    assert stamp_to_ns(yuv.header.stamp) not in node.labels and stamp_to_ns(truncated.header.stamp) not in node.labels
 
     frames = track(node, stream, 3)
     for k in (1, 2, 3):
@@ -264,12 +263,12 @@ def test_newest_frame_under_a_fast_publisher(node, stream):
     for _ in range(30):  # 100 Hz: far faster than inference
         rgb, _ = stream.next()
         stamps.append(time.time_ns())
-        node.publish(rgb, stamps[-1])
+        node.publish_frame(rgb, stamps[-1])
         time.sleep(0.01)
     assert node.wait(lambda: stamps[-1] in node.labels, 20.0), "the newest frame is always processed"
     answered = [s for s in stamps if s in node.labels]
     assert len(answered) < len(stamps), "inference cannot keep up with 100 Hz, so frames were skipped"
-    latencies_ms = [(node.label_times[s] - s) / 1e6 for s in answered]
+    latencies_ms = [(node.labels.received_ns[s] - s) / 1e6 for s in answered]
     # no queue builds up: every answer comes within a few inference times of its frame
     assert max(latencies_ms) < 4 * model_ms + 1000, (model_ms, latencies_ms)
     diagnostics = node.latest_diagnostics()

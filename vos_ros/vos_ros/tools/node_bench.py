@@ -13,22 +13,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import rclpy
-from ament_index_python.packages import get_package_share_directory
-from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from vos_ros.bags.bagfiles import header_stamp_ns
-from vos_ros.bags.node_process import NodeProcess
+from vos_ros.ros.client import DiagnosticSample, VosClient
 from vos_ros.ros.convert import labels_to_image, rgb_to_image
-from vos_ros.ros.domains import free_domain_id, local_ros_env
+from vos_ros.ros.domains import free_domain_id
+from vos_ros.ros.process import NodeProcess, node_ros_args
+from vos_ros.ros.stamps import set_stamp
 from vos_ros.ros.stats import percentiles
 from vos_ros.synthetic import make_clip
-from vos_ros_interfaces.srv import SetInitialMask
 
 NODE = "/vos_bench/vos_node"
 IMAGE_TOPIC = "/vos_bench/camera/image_raw"
@@ -62,84 +57,23 @@ def rss_mb(pid: int) -> float:
     return math.nan
 
 
-class _Probe:
-    """The benchmark's ROS node: publishes frames, receives labels (stamps only) and diagnostics."""
-
-    def __init__(self, domain_id: int):
-        self.context = Context()
-        rclpy.init(context=self.context, domain_id=domain_id)
-        self.node = rclpy.create_node("vos_node_bench", context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.lock = threading.Lock()
-        self.answered: dict[int, int] = {}  # stamp -> receipt time (ns, wall clock)
-        self.diagnostics: list[tuple[float, dict[str, str]]] = []
-        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        self.image_pub = self.node.create_publisher(Image, IMAGE_TOPIC, qos_profile_sensor_data)
-        self.node.create_subscription(Image, f"{NODE}/labels", self._on_labels, reliable, raw=True)
-        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, reliable)
-        self.mask_client = self.node.create_client(SetInitialMask, f"{NODE}/set_initial_mask")
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.thread.start()
-
-    def _spin(self) -> None:
-        try:
-            self.executor.spin()
-        except Exception:
-            pass
-
-    def _on_labels(self, data: bytes) -> None:
-        received = time.time_ns()
-        with self.lock:
-            self.answered.setdefault(header_stamp_ns(data), received)
-
-    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
-        for status in msg.status:
-            if status.name.startswith(NODE):
-                with self.lock:
-                    self.diagnostics.append((time.monotonic(), {kv.key: kv.value for kv in status.values}))
-
-    def close(self) -> None:
-        self.executor.shutdown(timeout_sec=5.0)
-        self.node.destroy_node()
-        self.context.try_shutdown()
-        self.thread.join(timeout=5.0)
-
-
-def _wait(condition, timeout: float, process: NodeProcess) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if process.exit_code() is not None:
-            raise RuntimeError(f"vos_node exited with code {process.exit_code()}:\n{process.log_tail(30)}")
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
-def _initialise(probe: _Probe, process: NodeProcess, frame: Image, labels: np.ndarray) -> None:
+def _initialise(client: VosClient, frame: Image, labels: np.ndarray) -> None:
     """Publish the first frame until the node answers it, then give its objects."""
-    if not _wait(
-        lambda: probe.mask_client.service_is_ready() and probe.image_pub.get_subscription_count() > 0,
-        STARTUP_TIMEOUT_S,
-        process,
-    ):
-        raise RuntimeError(f"vos_node did not come up within {STARTUP_TIMEOUT_S:.0f} s:\n{process.log_tail(30)}")
+    client.wait_ready(STARTUP_TIMEOUT_S)
     stamp = time.time_ns()
-    frame.header.stamp.sec, frame.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
+    set_stamp(frame.header.stamp, stamp)
     for _ in range(20):
-        probe.image_pub.publish(frame)
-        if _wait(lambda: stamp in probe.answered, 2.0, process):
+        client.image_pub.publish(frame)
+        if client.wait(lambda: stamp in client.labels, 2.0):
             break
     else:
         raise RuntimeError("vos_node never answered the first frame")
-    request = SetInitialMask.Request(mask=labels_to_image(labels, frame.header))
-    future = probe.mask_client.call_async(request)
-    if not _wait(future.done, 60.0, process) or not future.result().success:
-        raise RuntimeError(f"initial mask refused: {future.result().message if future.done() else 'no answer'}")
+    response = client.set_initial_mask(labels_to_image(labels, frame.header), timeout=60.0)
+    if not response.success:
+        raise RuntimeError(f"initial mask refused: {response.message}")
 
 
-def _publish(probe: _Probe, frames: list[Image], rate: float, stop: threading.Event, published: list[int]) -> None:
+def _publish(client: VosClient, frames: list[Image], rate: float, stop: threading.Event, published: list[int]) -> None:
     """Publish the frames in a ping-pong loop at ``rate`` Hz, stamped at publication (a live camera)."""
     order = list(range(len(frames))) + list(range(len(frames) - 2, 0, -1))
     start = time.monotonic()
@@ -150,17 +84,17 @@ def _publish(probe: _Probe, frames: list[Image], rate: float, stop: threading.Ev
             time.sleep(delay)
         frame = frames[order[count % len(order)]]
         stamp = time.time_ns()
-        frame.header.stamp.sec, frame.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
-        probe.image_pub.publish(frame)
+        set_stamp(frame.header.stamp, stamp)
+        client.image_pub.publish(frame)
         published.append(stamp)
         count += 1
 
 
-def _diagnostic_means(diagnostics: list[tuple[float, dict[str, str]]], since: float) -> dict[str, float]:
+def _diagnostic_means(diagnostics: list[DiagnosticSample], since: float) -> dict[str, float]:
     keys = ("model_ms", "input_delay_ms", "queue_ms", "latency_ms", "input_hz", "output_hz")
     out = {}
     for key in keys:
-        values = [float(values[key]) for t, values in diagnostics if t >= since and key in values]
+        values = [float(d.values[key]) for d in diagnostics if d.received >= since and key in d.values]
         values = [v for v in values if math.isfinite(v)]
         out[key] = float(np.mean(values)) if values else math.nan
     return out
@@ -170,55 +104,45 @@ def run_node_bench(options: BenchOptions, progress=print) -> dict:
     """Run the benchmark; returns the figures (also suitable for JSON)."""
     clip = make_clip(num_objects=options.objects, num_frames=60, size=(options.height, options.width), seed=0)
     frames = [rgb_to_image(rgb, Header(frame_id="camera")) for rgb in clip.frames]
-    share_profile = Path(get_package_share_directory("vos_ros")) / "config" / "fastdds_large_images.xml"
-    os.environ.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", str(share_profile))  # for the node and this probe
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     domain = free_domain_id()
-    env = local_ros_env(domain)
-    profile = env["FASTRTPS_DEFAULT_PROFILES_FILE"]
-    namespace, name = NODE.rsplit("/", 1)
-    ros_args = [
-        "-r",
-        f"__node:={name}",
-        "-r",
-        f"__ns:={namespace}",
-        "-r",
-        f"image:={IMAGE_TOPIC}",
-        "-p",
-        f"config:={options.config}",
-        "-p",
-        f"short_side:={options.short_side}",
-        "-p",
-        f"device:={options.device}",
-        *options.node_args,
-    ]
+    ros_args = node_ros_args(
+        NODE,
+        IMAGE_TOPIC,
+        {"config": options.config, "short_side": options.short_side, "device": options.device},
+        options.node_args,
+    )
     log = Path(tempfile.mkdtemp(prefix="vos_node_bench_")) / "vos_node.log"
-    process = NodeProcess(ros_args, log, env=env)
+    process = NodeProcess(ros_args, log, domain_id=domain)
+    profile = process.env.get("FASTRTPS_DEFAULT_PROFILES_FILE")
     progress(f"vos_node pid {process.pid} on ROS domain {domain}, log {log}; Fast DDS profile {profile}")
-    probe = _Probe(domain)
+    client = None
     stop = threading.Event()
     published: list[int] = []
     rss: list[tuple[float, float]] = []
     try:
-        _initialise(probe, process, frames[0], clip.labels[0])
+        client = VosClient(
+            NODE, domain_id=domain, process=process, image_topic=IMAGE_TOPIC, image_qos=qos_profile_sensor_data
+        )
+        client.labels = client.subscribe(client.topic("labels"), Image, raw=True, keep=False)
+        diagnostics = client.subscribe_diagnostics()
+        _initialise(client, frames[0], clip.labels[0])
         progress(f"publishing {options.width}x{options.height} at {options.rate:g} Hz for {options.duration:g} s")
-        publisher = threading.Thread(target=_publish, args=(probe, frames, options.rate, stop, published))
+        publisher = threading.Thread(target=_publish, args=(client, frames, options.rate, stop, published))
         started = time.monotonic()
         publisher.start()
         while (elapsed := time.monotonic() - started) < options.duration:
             rss.append((elapsed, rss_mb(process.pid)))
-            if process.exit_code() is not None:
-                raise RuntimeError(f"vos_node exited during the run:\n{process.log_tail(30)}")
+            client.check()
             time.sleep(1.0)
         stop.set()
         publisher.join()
-        time.sleep(2.0)  # the last answers
-        with probe.lock:
-            answered = dict(probe.answered)
-            diagnostics = list(probe.diagnostics)
+        client.sleep(2.0)  # the last answers
+        answered = client.snapshot(client.labels.received_ns)
+        diagnostics = client.snapshot(diagnostics)
     finally:
         stop.set()
-        probe.close()
+        if client is not None:
+            client.close()
         exit_code = process.stop()
     return _summarise(options, published, answered, diagnostics, rss, started, exit_code)
 

@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 from PIL import Image as PilImage
 
-from vos_ros.bags.bagfiles import BagError, image_message, read_bag, stamp_to_ns, write_bag
+from vos_ros.bags.bagfiles import BagError, image_message, read_bag, write_bag
 from vos_ros.bags.clip_bag import DEFAULT_START_NS, GROUND_TRUTH_TOPIC, IMAGE_TOPIC, INITIAL_MASK_TOPIC, write_clip_bag
 from vos_ros.bags.scoring import score_bags
 from vos_ros.cli import bag_eval, bag_from_davis
 from vos_ros.eval.davis import write_sequence
 from vos_ros.eval.metrics import evaluate_sequence, summarize
 from vos_ros.ros.convert import image_to_rgb, mask_to_labels
+from vos_ros.ros.stamps import stamp_to_ns
 from vos_ros.synthetic import make_clip
 
 FRAMES, SIZE = 6, (120, 160)

@@ -8,14 +8,17 @@ import cv2
 import numpy as np
 import pytest
 from depth_scene import WALL_Z, Scene, depth_image
-from node_harness import ANSWER_TIMEOUT_S, Client, free_domain_id, make_header, start_node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from visualization_msgs.msg import Marker, MarkerArray
 
+from vos_ros.ros.client import ANSWER_TIMEOUT_S, VosClient, launch_node
 from vos_ros.ros.convert import mask_to_labels
+from vos_ros.ros.domains import free_domain_id
+from vos_ros.ros.stamps import make_header, stamp_to_ns
 
 TOLERANCE_M = 0.02
+FRAME_ID = "camera_optical"
 EROSION, STRIDE = 3, 2
 DEPTH_TOPIC, INFO_TOPIC = "/camera/aligned_depth", "/camera/color/camera_info"  # remapped: not the defaults
 
@@ -28,23 +31,18 @@ def scene():
 class DepthClient:
     """The harness client plus a depth and CameraInfo publisher and the node's 3D outputs by stamp."""
 
-    def __init__(self, client: Client, scene: Scene):
+    def __init__(self, client: VosClient, scene: Scene):
         self.client, self.scene, self.view = client, scene, scene.render()
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.depth_pub = client.node.create_publisher(Image, DEPTH_TOPIC, reliable)
         self.info_pub = client.node.create_publisher(CameraInfo, INFO_TOPIC, reliable)
-        self.clouds: dict[int, PointCloud2] = {}
+        self.clouds = None
         self.markers: dict[int, MarkerArray] = {}
         client.node.create_subscription(MarkerArray, "/vos_node/markers", self._on_markers, reliable)
-        self.cloud_sub = None
 
     def _on_markers(self, msg: MarkerArray) -> None:
         if msg.markers:  # keyed by the stamp of the markers' (shared) header; wait() polls for it
-            self.markers[self._stamp(msg.markers[0].header)] = msg
-
-    @staticmethod
-    def _stamp(header) -> int:
-        return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+            self.markers[stamp_to_ns(msg.markers[0].header.stamp)] = msg
 
     def wait_inputs_matched(self) -> None:
         for pub in (self.depth_pub, self.info_pub):
@@ -52,10 +50,8 @@ class DepthClient:
 
     def subscribe_cloud(self) -> None:
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        self.cloud_sub = self.client.node.create_subscription(
-            PointCloud2, "/vos_node/objects_cloud", self.client._store(self.clouds), reliable
-        )
-        assert self.client.wait(lambda: self.cloud_sub.get_publisher_count() > 0, 10.0)
+        self.clouds = self.client.subscribe("/vos_node/objects_cloud", PointCloud2, reliable)
+        assert self.client.wait(lambda: self.clouds.subscription.get_publisher_count() > 0, 10.0)
 
     def send(
         self,
@@ -69,13 +65,13 @@ class DepthClient:
         now (depth shifted by ``depth_offset_ns``); waits for the labels and returns the stamp."""
         stamp = time.time_ns()
         for _ in range(attempts):
-            self.info_pub.publish(info or self.scene.camera_info(make_header(stamp)))
+            self.info_pub.publish(info or self.scene.camera_info(make_header(stamp, FRAME_ID)))
             if encoding is not None:
                 msg = depth_msg or depth_image(self.view.depth, encoding)
-                msg.header = make_header(stamp + depth_offset_ns)
+                msg.header = make_header(stamp + depth_offset_ns, FRAME_ID)
                 self.depth_pub.publish(msg)
                 time.sleep(0.05)  # let the depth sample arrive before the colour frame (they are separate topics)
-            self.client.publish(self.view.rgb, stamp)
+            self.client.publish_frame(self.view.rgb, stamp, frame_id=FRAME_ID)
             if self.client.wait(lambda: stamp in self.client.labels, ANSWER_TIMEOUT_S / attempts):
                 return stamp
         raise AssertionError(f"no labels for stamp {stamp}:\n{self.client.process.log_tail(40)}")
@@ -87,8 +83,7 @@ class DepthClient:
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory, scene):
-    domain = free_domain_id()
-    process = start_node(
+    with launch_node(
         [
             "-p",
             "config:=matching",
@@ -112,22 +107,15 @@ def node(tmp_path_factory, scene):
             f"camera_info:={INFO_TOPIC}",
         ],
         tmp_path_factory.mktemp("vos_node_depth") / "vos_node.log",
-        domain,
-    )
-    client = None
-    try:
-        client = Client(domain, process)
-        client.wait_ready()
+        domain_id=free_domain_id(),
+        outputs=True,
+    ) as client:
         depth = DepthClient(client, scene)
         depth.wait_inputs_matched()
         stamp = depth.send()
-        response = client.set_initial_mask(depth.view.labels, stamp, names=["box", "disc"])
+        response = client.set_initial_mask(depth.view.labels, stamp, labels=["box", "disc"])
         assert response.success, response.message
         yield depth
-    finally:
-        if client is not None:
-            client.close()
-        process.stop()
 
 
 def log_has(node: DepthClient, text: str, timeout: float = 10.0) -> bool:
@@ -151,7 +139,7 @@ def test_cloud_holds_the_object_points_with_the_image_header(node, scene):
         if node.client.wait(lambda stamp=stamp: stamp in node.clouds, 2.0):
             break
     cloud = node.clouds[stamp]
-    assert cloud.header.frame_id == "camera_optical" and node._stamp(cloud.header) == stamp
+    assert cloud.header.frame_id == "camera_optical" and stamp_to_ns(cloud.header.stamp) == stamp
     assert [(f.name, f.offset, f.datatype) for f in cloud.fields] == [
         ("x", 0, PointField.FLOAT32),
         ("y", 4, PointField.FLOAT32),
@@ -196,7 +184,7 @@ def test_markers_sit_at_the_objects_and_go_when_an_object_is_removed(node, scene
     stamp = node.send("32FC1")
     assert node.client.wait(lambda: stamp in node.markers, ANSWER_TIMEOUT_S)
     assert [(m.id, m.action) for m in node.markers[stamp].markers] == [(1, Marker.ADD), (2, Marker.DELETE)]
-    response = node.client.set_initial_mask(np.where(node.view.labels == 2, 2, 0), stamp, names=["disc"], append=True)
+    response = node.client.set_initial_mask(np.where(node.view.labels == 2, 2, 0), stamp, labels=["disc"], append=True)
     assert response.success, response.message
 
 

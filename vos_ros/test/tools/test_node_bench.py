@@ -8,11 +8,11 @@ import pytest
 from rclpy.serialization import serialize_message
 from std_msgs.msg import Header
 
-from vos_ros.bags.bagfiles import header_stamp_ns
 from vos_ros.cli import node_bench as cli
 from vos_ros.ros.convert import labels_to_image
-from vos_ros.ros.node_bench import _slope_per_min
+from vos_ros.ros.stamps import header_stamp_ns
 from vos_ros.ros.stats import percentiles
+from vos_ros.tools.node_bench import _slope_per_min
 
 
 def test_header_stamp_is_read_from_serialized_images():

@@ -1,0 +1,113 @@
+"""VosNode in this process: one network shared by several nodes; parameter calls answer while a frame is in the model."""
+
+import threading
+import time
+
+import numpy as np
+import rclpy
+from rcl_interfaces.srv import SetParameters
+from rclpy.context import Context
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.parameter import Parameter
+from std_msgs.msg import Header
+
+from vos_ros.ros.client import ANSWER_TIMEOUT_S
+from vos_ros.ros.convert import labels_to_image, rgb_to_image
+from vos_ros.ros.domains import free_domain_id
+from vos_ros.ros.frames import Frame
+from vos_ros.ros.node import VosNode
+from vos_ros.ros.stamps import make_header
+from vos_ros.synthetic import make_clip
+from vos_ros_interfaces.srv import SetInitialMask
+
+
+def frame(stamp_ns: int, received: float | None = None) -> Frame:
+    rgb = np.full((4, 6, 3), stamp_ns % 256, np.uint8)
+    if received is None:
+        return Frame(header=Header(), rgb=rgb, stamp_ns=stamp_ns)
+    return Frame(header=Header(), rgb=rgb, stamp_ns=stamp_ns, received=received)
+
+
+def test_nodes_in_one_process_share_one_network(matching_network):
+    context = Context()
+    rclpy.init(context=context, domain_id=free_domain_id())
+    nodes = []
+    try:
+        nodes = [VosNode(network=matching_network, context=context, namespace=ns) for ns in ("front", "rear")]
+        assert [n.get_fully_qualified_name() for n in nodes] == ["/front/vos_node", "/rear/vos_node"]
+        sessions = [n._session for n in nodes]
+        assert sessions[0] is not sessions[1], "one session per stream"
+        assert sessions[0].network is sessions[1].network is matching_network
+        assert [n.snapshot().device for n in nodes] == ["cpu", "cpu"]
+    finally:
+        for node in nodes:
+            node.destroy_node()
+        context.try_shutdown()
+
+
+def _processed_reaches(node: VosNode, count: int) -> bool:
+    deadline = time.monotonic() + ANSWER_TIMEOUT_S
+    while node._counters["frames_processed"] < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return node._counters["frames_processed"] >= count
+
+
+def test_parameter_services_answer_while_a_frame_is_in_the_model(matching_network):
+    """Inference runs on the worker thread, so a frame held inside the model delays no parameter
+    call, not even of the parameters the session holds: those reach it before the next frame."""
+    context = Context()
+    rclpy.init(context=context, domain_id=free_domain_id())
+    node = VosNode(network=matching_network, context=context)
+    caller = rclpy.create_node("parameter_caller", context=context)
+    executor = MultiThreadedExecutor(context=context)
+    for n in (node, caller):
+        executor.add_node(n)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    inside, release = threading.Event(), threading.Event()
+    try:
+        clip = make_clip(num_objects=2, num_frames=3, size=(96, 128), seed=0)
+        first = make_header(1_000_000_000)
+        node._on_image(rgb_to_image(clip.frames[0], first))
+        answer = node._on_set_initial_mask(
+            SetInitialMask.Request(mask=labels_to_image(clip.labels[0], first)), SetInitialMask.Response()
+        )
+        assert answer.success, answer.message
+        step = node._session.step
+
+        def held_step(rgb):
+            inside.set()
+            release.wait(ANSWER_TIMEOUT_S)
+            return step(rgb)
+
+        node._session.step = held_step
+        node._on_image(rgb_to_image(clip.frames[1], make_header(2_000_000_000)))
+        assert inside.wait(ANSWER_TIMEOUT_S), "the worker takes the frame into the model"
+        processed = node._counters["frames_processed"]
+
+        setter = caller.create_client(SetParameters, "/vos_node/set_parameters")
+        assert setter.wait_for_service(ANSWER_TIMEOUT_S)
+        changes = [("overlay_alpha", 0.25), ("lost_threshold", 0.6), ("drop_fragments", False)]
+        request = SetParameters.Request(parameters=[Parameter(n, value=v).to_parameter_msg() for n, v in changes])
+        answered = threading.Event()
+        future = setter.call_async(request)
+        future.add_done_callback(lambda _: answered.set())
+        assert answered.wait(ANSWER_TIMEOUT_S / 2), "set_parameters waited for the frame in the model"
+        assert all(result.successful for result in future.result().results)
+        assert all(node.get_parameter(name).value == value for name, value in changes)
+        assert node._counters["frames_processed"] == processed, "the frame was still in the model"
+
+        assert (node._session.lost_threshold, node._session.fragment_filter is None) == (0.3, False)
+
+        release.set()
+        assert _processed_reaches(node, processed + 1), "the held frame's labels came out"
+        node._on_image(rgb_to_image(clip.frames[2], make_header(3_000_000_000)))
+        assert _processed_reaches(node, processed + 2)
+        assert (node._session.lost_threshold, node._session.fragment_filter is None) == (0.6, True)
+    finally:
+        release.set()
+        executor.shutdown(timeout_sec=5.0)
+        spinner.join(timeout=5.0)
+        node.destroy_node()
+        caller.destroy_node()
+        context.try_shutdown()

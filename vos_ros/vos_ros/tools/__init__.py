@@ -1,0 +1,1 @@
+"""Developer tools above the ROS layer: the end-to-end node benchmark."""
