@@ -1,10 +1,25 @@
-"""Colour overlays of label maps (shared by the segment command, the demo and the node)."""
+"""The DAVIS colour palette and colour overlays of label maps (shared by the label PNG writer, the
+segment command, the demo and the node). Pure numpy."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from vos_ros.eval.davis import davis_palette
+
+def davis_palette() -> list[int]:
+    """The DAVIS / PASCAL VOC colour map as a flat 768-entry PIL palette (1 = dark red, 2 = green, ...)."""
+    palette = []
+    for index in range(256):
+        red = green = blue = 0
+        code = index
+        for bit in range(8):
+            red |= ((code >> 0) & 1) << (7 - bit)
+            green |= ((code >> 1) & 1) << (7 - bit)
+            blue |= ((code >> 2) & 1) << (7 - bit)
+            code >>= 3
+        palette += [red, green, blue]
+    return palette
+
 
 _PALETTE = np.array(davis_palette(), dtype=np.uint8).reshape(256, 3)
 

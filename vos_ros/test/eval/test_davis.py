@@ -9,14 +9,14 @@ from PIL import Image
 from vos_ros.eval.davis import (
     DavisDataset,
     DavisError,
-    davis_palette,
     read_label_png,
     write_label_png,
     write_sequence,
 )
+from vos_ros.overlay import davis_palette
 
 H, W = 24, 32
-SHARED_DAVIS = Path("/work/shared/data/davis2016")
+SHARED_DAVIS = Path(__file__).resolve().parents[4] / "shared" / "data" / "davis2016"  # ../shared beside the repo
 
 
 def clip(num_frames=4, ids=(1, 2)):

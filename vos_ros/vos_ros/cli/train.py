@@ -10,10 +10,9 @@ from pathlib import Path
 import torch
 
 from vos_ros.cli.arguments import image_size
-from vos_ros.cli.eval import format_table
 from vos_ros.engine.errors import VosError
 from vos_ros.eval.davis import DavisDataset, DavisError
-from vos_ros.eval.runner import evaluate
+from vos_ros.eval.runner import evaluate, format_table
 from vos_ros.model import CONFIGS, LEARNED_CONFIGS, resolve_device
 from vos_ros.train.clips import ClipSpec
 from vos_ros.train.distributed import exit_worker, init_distributed, shutdown_distributed

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from vos_ros.overlay import davis_palette
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 VOID_LABEL = 255
 
@@ -53,21 +55,6 @@ def read_label_png(path: Path) -> np.ndarray:
     if values.min() < 0 or values.max() > np.iinfo(np.uint16).max:
         raise DavisError(f"{path}: label values outside 0..65535")
     return values.astype(np.uint16)
-
-
-def davis_palette() -> list[int]:
-    """The DAVIS / PASCAL VOC colour map as a flat 768-entry PIL palette (1 = dark red, 2 = green, ...)."""
-    palette = []
-    for index in range(256):
-        red = green = blue = 0
-        code = index
-        for bit in range(8):
-            red |= ((code >> 0) & 1) << (7 - bit)
-            green |= ((code >> 1) & 1) << (7 - bit)
-            blue |= ((code >> 2) & 1) << (7 - bit)
-            code >>= 3
-        palette += [red, green, blue]
-    return palette
 
 
 def write_label_png(path: Path, label_map: np.ndarray) -> None:

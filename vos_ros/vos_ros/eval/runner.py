@@ -73,3 +73,23 @@ def evaluate(
     report["n_frames"] = sum(len(seq) for seq in opened)
     report["ms_per_frame"] = float(np.mean(all_steps))
     return report
+
+
+def format_table(report: dict) -> str:
+    """Per-sequence table (percent), a mean row, recall/decay, and the final J&F line."""
+    lines = [f"{'sequence':<24} {'frames':>6} {'objs':>4} {'J':>6} {'F':>6} {'J&F':>6} {'ms/frame':>9}"]
+    for name, seq in report["sequences"].items():
+        lines.append(
+            f"{name:<24} {seq['n_frames']:>6d} {seq['n_objects']:>4d} {100 * seq['J']:>6.1f} "
+            f"{100 * seq['F']:>6.1f} {100 * seq['J&F']:>6.1f} {seq['ms_per_frame']:>9.1f}"
+        )
+    lines.append(
+        f"{'mean over objects':<24} {report['n_frames']:>6d} {report['n_objects']:>4d} {100 * report['J']:>6.1f} "
+        f"{100 * report['F']:>6.1f} {100 * report['J&F']:>6.1f} {report['ms_per_frame']:>9.1f}"
+    )
+    lines.append(
+        f"J recall {100 * report['J_recall']:.1f} decay {100 * report['J_decay']:.1f}   "
+        f"F recall {100 * report['F_recall']:.1f} decay {100 * report['F_decay']:.1f}"
+    )
+    lines.append(f"J&F {100 * report['J&F']:.1f} J {100 * report['J']:.1f} F {100 * report['F']:.1f}")
+    return "\n".join(lines)
