@@ -17,6 +17,8 @@ from vos_ros.ros.convert import mask_to_labels
 from vos_ros.ros.domains import free_domain_id
 from vos_ros.ros.stamps import make_header, stamp_to_ns
 
+pytestmark = pytest.mark.ros  # starts vos_node processes and talks DDS
+
 TOLERANCE_M = 0.02
 FRAME_ID = "camera_optical"
 EROSION, STRIDE = 3, 2

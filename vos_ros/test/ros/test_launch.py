@@ -30,6 +30,8 @@ from vos_ros.ros.domains import free_domain_id
 from vos_ros.ros.parameters import PARAMETERS, SPECS
 from vos_ros.ros.process import NodeProcess
 
+pytestmark = pytest.mark.ros  # starts vos_node processes and talks DDS
+
 PACKAGE = "vos_ros"
 SOURCE = Path(__file__).resolve().parents[2]
 LAUNCH_FILE = SOURCE / "launch" / "vos.launch.py"

@@ -22,6 +22,8 @@ from launch.actions import IncludeLaunchDescription
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from std_srvs.srv import Trigger
 
+pytestmark = pytest.mark.ros  # starts vos_node processes and talks DDS
+
 NAMESPACE = "launch_test"
 
 

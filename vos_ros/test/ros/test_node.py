@@ -14,6 +14,8 @@ from vos_ros.ros.domains import free_domain_id
 from vos_ros.ros.stamps import make_header, stamp_to_ns
 from vos_ros.synthetic import make_clip
 
+pytestmark = pytest.mark.ros  # starts vos_node processes and talks DDS
+
 HEIGHT, WIDTH = 180, 240
 SHORT_SIDE = 192  # the `matching` config needs objects several feature cells wide
 FRAME_ID = "camera_optical"  # the frame id VosClient.publish_frame stamps frames with

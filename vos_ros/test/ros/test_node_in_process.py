@@ -4,6 +4,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 import rclpy
 from rcl_interfaces.srv import SetParameters
 from rclpy.context import Context
@@ -19,6 +20,8 @@ from vos_ros.ros.node import VosNode
 from vos_ros.ros.stamps import make_header
 from vos_ros.synthetic import make_clip
 from vos_ros_interfaces.srv import SetInitialMask
+
+pytestmark = pytest.mark.ros  # starts vos_node processes and talks DDS
 
 
 def frame(stamp_ns: int, received: float | None = None) -> Frame:

@@ -4,9 +4,12 @@ import json
 import subprocess
 
 import cv2
+import pytest
 
 from vos_ros.bags.bagfiles import read_bag
 from vos_ros.ros.domains import free_domain_id, local_ros_env
+
+pytestmark = pytest.mark.ros  # starts vos_node processes and talks DDS
 
 DEMO_TIMEOUT_S = 300
 

@@ -40,6 +40,7 @@ def test_bad_arguments_exit_with_usage(argv, capsys):
     assert "error" in capsys.readouterr().err
 
 
+@pytest.mark.ros
 def test_short_run_reports_every_figure(tmp_path, capsys):
     out = tmp_path / "bench.json"
     code = cli.main(["--size", "160x120", "--duration", "4", "--warmup", "1", "--short-side", "96", "--json", str(out)])

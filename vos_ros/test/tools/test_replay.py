@@ -16,6 +16,8 @@ from vos_ros.ros.domains import free_domain_id, local_ros_env
 from vos_ros.ros.stamps import stamp_to_ns
 from vos_ros.synthetic import make_clip
 
+pytestmark = pytest.mark.ros  # starts vos_node processes and talks DDS
+
 FRAMES, SIZE = 10, (120, 160)
 REPLAY_TIMEOUT_S = 300
 

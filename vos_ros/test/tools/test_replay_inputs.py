@@ -12,6 +12,8 @@ from vos_ros.bags.typestore import project_typestore
 from vos_ros.ros.domains import free_domain_id, local_ros_env
 from vos_ros.synthetic import make_clip
 
+pytestmark = pytest.mark.ros  # starts vos_node processes and talks DDS
+
 TIMEOUT_S = 60  # a hang fails the test instead of blocking the suite
 
 
