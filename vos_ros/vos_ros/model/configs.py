@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 # Smallest input short side the network is run at (the stride-16 grid needs a few cells).
 MIN_SHORT_SIDE = 32
@@ -36,10 +36,6 @@ class NetworkConfig:
     def training_scale(self) -> int:
         """Short side that training clips are drawn at."""
         return self.train_short_side or self.short_side
-
-    def to_dict(self) -> dict:
-        """Plain dict (stored in checkpoints)."""
-        return asdict(self)
 
 
 CONFIGS = {
