@@ -1,42 +1,24 @@
 """vos-ros-demo end to end on a tiny clip: bag in, the real node, scores, recorded bag and video out."""
 
 import json
-import subprocess
 
 import cv2
 import pytest
 
 from vos_ros.bags.bagfiles import read_bag
-from vos_ros.ros.domains import free_domain_id, local_ros_env
 
 pytestmark = pytest.mark.ros  # starts vos_node processes and talks DDS
 
 DEMO_TIMEOUT_S = 300
 
 
-def test_demo_writes_scores_bag_and_video(tmp_path):
+def test_demo_writes_scores_bag_and_video(tmp_path, run_tool):
     out = tmp_path / "demo_output"
-    env = local_ros_env(free_domain_id())
-    result = subprocess.run(
-        [
-            "vos-ros-demo",
-            "--out",
-            str(out),
-            "--frames",
-            "6",
-            "--size",
-            "160x120",
-            "--objects",
-            "2",
-            "--node-args",
-            "-p",
-            "config:=matching",
-        ],
-        capture_output=True,
-        text=True,
+    result = run_tool(
+        "vos-ros-demo",
+        *("--out", out, "--frames", 6, "--size", "160x120", "--objects", 2),
+        *("--node-args", "-p", "config:=matching"),
         timeout=DEMO_TIMEOUT_S,
-        env=env,
-        stdin=subprocess.DEVNULL,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.splitlines()[-2].startswith("J&F ")

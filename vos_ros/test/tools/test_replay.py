@@ -1,7 +1,6 @@
 """vos-ros-replay through the real vos_node process over DDS, against the offline evaluator."""
 
 import json
-import subprocess
 
 import numpy as np
 import pytest
@@ -12,7 +11,6 @@ from vos_ros.cli import bag_eval, bag_from_davis
 from vos_ros.cli import eval as offline_eval
 from vos_ros.eval.davis import write_sequence
 from vos_ros.ros.convert import mask_to_labels
-from vos_ros.ros.domains import free_domain_id, local_ros_env
 from vos_ros.ros.stamps import stamp_to_ns
 from vos_ros.synthetic import make_clip
 
@@ -23,33 +21,18 @@ REPLAY_TIMEOUT_S = 300
 
 
 @pytest.fixture(scope="module")
-def replayed(tmp_path_factory):
+def replayed(tmp_path_factory, run_tool):
     """A synthetic two-object clip as DAVIS folder and bag, replayed at rate 0 with recording."""
     root = tmp_path_factory.mktemp("replay")
     clip = make_clip(num_objects=2, num_frames=FRAMES, size=SIZE, seed=11)
     write_sequence(root / "davis", "toy", clip.frames, clip.labels)
     bag = root / "toy_bag"
     assert bag_from_davis.main(["--davis", str(root / "davis"), "--sequence", "toy", "--out", str(bag)]) == 0
-    env = local_ros_env(free_domain_id())
-    result = subprocess.run(
-        [
-            "vos-ros-replay",
-            str(bag),
-            "--record",
-            str(root / "recorded"),
-            "--json",
-            str(root / "replay.json"),
-            "--storage",
-            "sqlite3",
-            "--node-args",
-            "-p",
-            "config:=matching",
-        ],
-        capture_output=True,
-        text=True,
+    result = run_tool(
+        "vos-ros-replay",
+        *(bag, "--record", root / "recorded", "--json", root / "replay.json", "--storage", "sqlite3"),
+        *("--node-args", "-p", "config:=matching"),
         timeout=REPLAY_TIMEOUT_S,
-        env=env,
-        stdin=subprocess.DEVNULL,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return {
@@ -117,26 +100,13 @@ def test_replay_score_equals_offline_evaluator(replayed, tmp_path):
     assert np.isfinite(replay_scores["J&F"]) and replay_scores["J&F"] > 0.3
 
 
-def test_real_time_rate_counts_dropped_frames(replayed, tmp_path):
+def test_real_time_rate_counts_dropped_frames(replayed, tmp_path, run_tool):
     """At the bag's own rate (30 Hz) the CPU node cannot keep up: the frames it skipped are counted."""
-    env = local_ros_env(free_domain_id())
-    result = subprocess.run(
-        [
-            "vos-ros-replay",
-            str(replayed["bag"]),
-            "--rate",
-            "1",
-            "--json",
-            str(tmp_path / "rate1.json"),
-            "--node-args",
-            "-p",
-            "config:=matching",
-        ],
-        capture_output=True,
-        text=True,
+    result = run_tool(
+        "vos-ros-replay",
+        *(replayed["bag"], "--rate", 1, "--json", tmp_path / "rate1.json"),
+        *("--node-args", "-p", "config:=matching"),
         timeout=REPLAY_TIMEOUT_S,
-        env=env,
-        stdin=subprocess.DEVNULL,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "rate1.json").read_text())

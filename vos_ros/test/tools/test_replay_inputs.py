@@ -1,7 +1,5 @@
 """Bags vos-ros-replay cannot use end with a clear error and a non-zero exit, quickly (never a hang)."""
 
-import subprocess
-
 import numpy as np
 import pytest
 from rosbags.typesys import get_types_from_msg
@@ -9,7 +7,6 @@ from rosbags.typesys import get_types_from_msg
 from vos_ros.bags.bagfiles import image_message, write_bag
 from vos_ros.bags.clip_bag import GROUND_TRUTH_TOPIC, IMAGE_TOPIC, INITIAL_MASK_TOPIC, write_clip_bag
 from vos_ros.bags.typestore import project_typestore
-from vos_ros.ros.domains import free_domain_id, local_ros_env
 from vos_ros.synthetic import make_clip
 
 pytestmark = pytest.mark.ros  # starts vos_node processes and talks DDS
@@ -17,16 +14,13 @@ pytestmark = pytest.mark.ros  # starts vos_node processes and talks DDS
 TIMEOUT_S = 60  # a hang fails the test instead of blocking the suite
 
 
-def run_replay(*args):
-    result = subprocess.run(
-        ["vos-ros-replay", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-        stdin=subprocess.DEVNULL,
-        env=local_ros_env(free_domain_id()),  # a private domain, should a regression start the node
-    )
-    return result.returncode, result.stderr
+@pytest.fixture
+def run_replay(run_tool):
+    def run(*args):
+        result = run_tool("vos-ros-replay", *args, timeout=TIMEOUT_S)
+        return result.returncode, result.stderr
+
+    return run
 
 
 @pytest.fixture()
@@ -34,7 +28,7 @@ def clip():
     return make_clip(num_objects=2, num_frames=4, size=(48, 64), seed=4)
 
 
-def test_bag_without_the_image_topic(tmp_path, clip):
+def test_bag_without_the_image_topic(tmp_path, clip, run_replay):
     bag = tmp_path / "bag"
     write_clip_bag(bag, zip(clip.frames, clip.labels))
     code, err = run_replay(bag, "--image-topic", "/front/image_raw")
@@ -42,7 +36,7 @@ def test_bag_without_the_image_topic(tmp_path, clip):
     assert "has no topic /front/image_raw" in err and IMAGE_TOPIC in err
 
 
-def test_image_topic_of_an_unknown_message_type(tmp_path, clip):
+def test_image_topic_of_an_unknown_message_type(tmp_path, clip, run_replay):
     store = project_typestore()
     frame_def = "std_msgs/Header header\nuint8[] pixels\n"
     custom = type(store)()  # an empty store of the same kind, filled below
@@ -64,7 +58,7 @@ def test_image_topic_of_an_unknown_message_type(tmp_path, clip):
 
 
 @pytest.mark.parametrize("storage", ["sqlite3", "mcap"])
-def test_truncated_bag(tmp_path, clip, storage):
+def test_truncated_bag(tmp_path, clip, storage, run_replay):
     bag = tmp_path / "bag"
     write_clip_bag(bag, zip(clip.frames, clip.labels), storage=storage)
     [data] = [p for p in bag.iterdir() if p.suffix in (".db3", ".mcap")]
@@ -74,7 +68,7 @@ def test_truncated_bag(tmp_path, clip, storage):
     assert "truncated, damaged or not a rosbag2" in err
 
 
-def test_initial_mask_of_another_size(tmp_path, clip):
+def test_initial_mask_of_another_size(tmp_path, clip, run_replay):
     bag = tmp_path / "bag"
     with write_bag(bag) as out:
         for t, (frame, labels) in enumerate(zip(clip.frames, clip.labels)):
@@ -90,7 +84,7 @@ def test_initial_mask_of_another_size(tmp_path, clip):
     assert "initial mask on /initial_mask is 32x24 but the frames on /camera/image_raw are 64x48" in err
 
 
-def test_missing_bag_and_bad_rate(tmp_path, clip):
+def test_missing_bag_and_bad_rate(tmp_path, clip, run_replay):
     code, err = run_replay(tmp_path / "nothing")
     assert code != 0 and "does not exist" in err
     bag = tmp_path / "bag"

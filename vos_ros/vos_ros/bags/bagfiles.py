@@ -52,6 +52,10 @@ class BagReader:
         """The types the bag defines (the project's types for bags that define none)."""
         return self._reader.typestore
 
+    def message_count(self, topic: str) -> int:
+        """How many messages the bag's metadata lists on a topic."""
+        return sum(c.msgcount for c in self._reader.connections if c.topic == topic)
+
     def raw(self, topics: Iterable[str]) -> Iterator[tuple[str, int, bytes]]:
         """(topic, bag time in ns, serialized CDR bytes) in bag-time order, for the given topics."""
         wanted = set(topics)
