@@ -382,7 +382,7 @@ class VosNode(LifecycleNode):
     def _check_parameters(self, params) -> SetParametersResult:
         for param in params:
             spec = SPECS.get(param.name)
-            problem = spec.problem(param.value) if spec is not None and not spec.on_configure else None
+            problem = spec.problem(param.value, declaring=True) if spec is not None else None
             if problem is not None:
                 return SetParametersResult(successful=False, reason=problem)
         return SetParametersResult(successful=True)

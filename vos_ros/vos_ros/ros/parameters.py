@@ -72,15 +72,16 @@ class ParamSpec:
             ]
         return desc
 
-    def problem(self, value) -> str | None:
-        """Why ``value`` is not acceptable for this parameter, or None when it is."""
+    def problem(self, value, *, declaring: bool = False) -> str | None:
+        """Why ``value`` is not acceptable for this parameter, or None when it is. ``declaring``
+        leaves out a check that configure makes (``on_configure``)."""
         if type(value) is not type(self.default):
             return f"{self.name} must be of type {type(self.default).__name__}, got {type(value).__name__}"
         if self.int_range is not None and not self.int_range[0] <= value <= self.int_range[1]:
             return f"{self.name}={value} is outside [{self.int_range[0]}, {self.int_range[1]}]"
         if self.float_range is not None and not self.float_range[0] <= value <= self.float_range[1]:
             return f"{self.name}={value} is outside [{self.float_range[0]}, {self.float_range[1]}]"
-        if self.check is not None:
+        if self.check is not None and not (declaring and self.on_configure):
             return self.check(value)
         return None
 
