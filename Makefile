@@ -9,7 +9,7 @@ ROS_SOURCES := $(shell find vos_ros_interfaces -type f) \
 	$(wildcard vos_ros/launch/*.launch.py vos_ros/config/*.yaml vos_ros/config/*.xml)
 PYTEST_ARGS ?=
 
-.PHONY: setup lint test demo clean distclean
+.PHONY: setup lint test test-numpy1 demo clean distclean
 
 setup: $(VENV_STAMP) $(BUILD_STAMP) env.sh
 
@@ -34,6 +34,15 @@ test: setup lint
 	. ./env.sh && { python -m pytest vos_ros/test $(PYTEST_ARGS) || rc=$$?; } \
 		&& case "$${rc:-0}" in 0) ;; 5) echo "pytest collected no tests" >&2; exit 1 ;; *) exit "$$rc" ;; esac
 
+# The model, engine, converter and depth tests again with numpy 1.26 (Ubuntu 24.04's), in .venv-np1.
+test-numpy1: setup .venv-np1/.vos_requirements.stamp
+	scripts/test_numpy1.sh $(PYTEST_ARGS)
+
+.venv-np1/.vos_requirements.stamp: requirements/numpy1.txt requirements/core.txt requirements/ros-jazzy.txt \
+		requirements/lock.txt scripts/setup_venv_numpy1.sh
+	scripts/setup_venv_numpy1.sh
+	touch $@
+
 demo: setup
 	scripts/demo.sh
 
@@ -41,4 +50,4 @@ clean:
 	rm -rf build install log env.sh
 
 distclean: clean
-	rm -rf .venv
+	rm -rf .venv .venv-np1

@@ -2,24 +2,48 @@
 
     ros2 launch vos_ros vos.launch.py image:=/camera/color/image_raw [namespace:=front] \
         [depth:=/camera/aligned_depth_to_color/image_raw] [camera_info:=/camera/color/camera_info] \
-        [params_file:=my_vos.yaml] [device:=cuda] [use_sim_time:=true]
+        [params_file:=my_vos.yaml] [device:=cuda] [use_sim_time:=true] [use_depth:=false] \
+        [autostart:=false] [log_level:=debug]
 
-The device argument overrides the device in the params file. The Fast DDS profile with a shared-memory
-segment large enough for camera frames is selected for the node (FASTRTPS_DEFAULT_PROFILES_FILE).
+The device, use_depth and autostart arguments override the params file. vos_node is a managed
+(lifecycle) node: with autostart:=false it waits unconfigured for a lifecycle manager (or
+``ros2 lifecycle set``). Launch it once per camera, each under its own namespace.
+
+Fast DDS: when FASTRTPS_DEFAULT_PROFILES_FILE is not set, vos_node (and only vos_node: the variable is
+set in its process environment, not in this launch's) gets the package's profile, whose shared-memory
+segment holds camera frames; a profile the robot already sets is left as it is. Either way the log says
+which profile vos_node uses.
 """
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = "vos_ros"
+PROFILE_VARIABLE = "FASTRTPS_DEFAULT_PROFILES_FILE"
+
+
+def _say_which_profile(context, profile):
+    """A log line: the user's Fast DDS profile is kept, or the package's is used for vos_node only."""
+    own = context.environment.get(PROFILE_VARIABLE)
+    if own:
+        return [LogInfo(msg=f"vos_node keeps the Fast DDS profile already set: {PROFILE_VARIABLE}={own}")]
+    return [
+        LogInfo(
+            msg=[
+                f"{PROFILE_VARIABLE} is not set: vos_node (only) uses the package's Fast DDS profile ",
+                profile,
+            ]
+        )
+    ]
 
 
 def generate_launch_description() -> LaunchDescription:
     share = FindPackageShare(PACKAGE)
+    profile = PathJoinSubstitution([share, "config", "fastdds_large_images.xml"])
     return LaunchDescription(
         [
             DeclareLaunchArgument(
@@ -47,9 +71,21 @@ def generate_launch_description() -> LaunchDescription:
             DeclareLaunchArgument(
                 "use_sim_time", default_value="false", description="Use /clock (bag replay) instead of wall time."
             ),
-            SetEnvironmentVariable(
-                "FASTRTPS_DEFAULT_PROFILES_FILE", PathJoinSubstitution([share, "config", "fastdds_large_images.xml"])
+            DeclareLaunchArgument(
+                "use_depth",
+                default_value="true",
+                description="Subscribe to depth and camera_info for 3D positions, ~/objects_cloud and ~/markers.",
             ),
+            DeclareLaunchArgument(
+                "autostart",
+                default_value="true",
+                description="Configure and activate vos_node at start; false: it waits unconfigured for a "
+                "lifecycle manager.",
+            ),
+            DeclareLaunchArgument(
+                "log_level", default_value="info", description="Log level of vos_node: debug, info, warn or error."
+            ),
+            OpaqueFunction(function=_say_which_profile, args=[profile]),
             Node(
                 package=PACKAGE,
                 executable="vos_node",
@@ -60,8 +96,13 @@ def generate_launch_description() -> LaunchDescription:
                     {
                         "device": ParameterValue(LaunchConfiguration("device"), value_type=str),
                         "use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool),
+                        "use_depth": ParameterValue(LaunchConfiguration("use_depth"), value_type=bool),
+                        "autostart": ParameterValue(LaunchConfiguration("autostart"), value_type=bool),
                     },
                 ],
+                ros_arguments=["--log-level", LaunchConfiguration("log_level")],
+                # the robot's own profile when it has one, else the package's: for this node only
+                additional_env={PROFILE_VARIABLE: EnvironmentVariable(PROFILE_VARIABLE, default_value=profile)},
                 remappings=[
                     ("image", LaunchConfiguration("image")),
                     ("depth", LaunchConfiguration("depth")),

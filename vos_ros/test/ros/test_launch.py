@@ -5,7 +5,7 @@ builds. Every executable, share file, parameter and remap it names is checked ag
 installed package, and the installed node is started with exactly the command line launch_ros
 (Jazzy, ``launch_ros/actions/node.py``) would give it: ``--ros-args -r __node:=NAME -r __ns:=NS``,
 one ``--params-file`` per parameters entry (dicts written to a YAML file keyed by the node's full
-name), then ``-r FROM:=TO`` per remapping, with the launch file's environment variables set.
+name), then ``-r FROM:=TO`` per remapping, with the Node's ``additional_env`` set.
 """
 
 import importlib.util
@@ -58,8 +58,8 @@ class Recorded:
 
 STAND_INS = {
     "launch": ["LaunchDescription"],
-    "launch.actions": ["DeclareLaunchArgument", "SetEnvironmentVariable"],
-    "launch.substitutions": ["LaunchConfiguration", "PathJoinSubstitution"],
+    "launch.actions": ["DeclareLaunchArgument", "SetEnvironmentVariable", "LogInfo", "OpaqueFunction"],
+    "launch.substitutions": ["LaunchConfiguration", "PathJoinSubstitution", "EnvironmentVariable"],
     "launch_ros": [],
     "launch_ros.actions": ["Node"],
     "launch_ros.descriptions": ["ParameterValue"],
@@ -120,6 +120,9 @@ class Evaluator:
             return self.arguments[name] if name in self.arguments else self(self.defaults[name])
         if kind == "PathJoinSubstitution":
             return os.path.join(*(self(part) for part in value.args[0]))
+        if kind == "EnvironmentVariable":
+            found = os.environ.get(value.args[0])
+            return found if found is not None else self(value.kwargs.get("default_value", ""))
         if kind == "FindPackageShare":
             return get_package_share_directory(value.args[0])
         if kind == "ParameterValue":
@@ -139,6 +142,7 @@ def node_command(description: Recorded, arguments: dict[str, str], scratch: Path
     namespace = "/" + evaluate(node.kwargs.get("namespace", "")).strip("/")
     full_name = namespace.rstrip("/") + "/" + name
     command = [os.path.join(get_package_prefix(package), "lib", package, executable), "--ros-args"]
+    command += [evaluate(argument) for argument in node.kwargs.get("ros_arguments", [])]
     command += ["-r", f"__node:={name}", "-r", f"__ns:={namespace}"]
     for index, entry in enumerate(node.kwargs.get("parameters", [])):
         if isinstance(entry, dict):
@@ -150,7 +154,7 @@ def node_command(description: Recorded, arguments: dict[str, str], scratch: Path
             command += ["--params-file", evaluate(entry)]
     for source, target in node.kwargs.get("remappings", []):
         command += ["-r", f"{evaluate(source)}:={evaluate(target)}"]
-    env = {e.args[0]: evaluate(e.args[1]) for e in entities(description, "SetEnvironmentVariable")}
+    env = {key: evaluate(value) for key, value in node.kwargs.get("additional_env", {}).items()}
     return command, env
 
 
@@ -164,7 +168,18 @@ def description(monkeypatch):
 
 def test_launch_arguments_are_declared_and_described(description):
     declared = {a.args[0]: a.kwargs for a in entities(description, "DeclareLaunchArgument")}
-    assert set(declared) == {"image", "depth", "camera_info", "namespace", "params_file", "device", "use_sim_time"}
+    assert set(declared) == {
+        "image",
+        "depth",
+        "camera_info",
+        "namespace",
+        "params_file",
+        "device",
+        "use_sim_time",
+        "use_depth",
+        "autostart",
+        "log_level",
+    }
     for name, kwargs in declared.items():
         assert kwargs.get("description"), name
     used = {r.args[0] for r in walk(description) if type(r).__name__ == "LaunchConfiguration"}

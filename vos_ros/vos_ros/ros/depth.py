@@ -56,7 +56,11 @@ def depth_to_metres(msg) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Intrinsics:
-    """Pinhole intrinsics (pixels) of an image of ``width`` x ``height``; size 0 x 0 means not stated."""
+    """Pinhole intrinsics (pixels) of an image of ``width`` x ``height``; size 0 x 0 means not stated.
+
+    ``distortion`` holds the coefficients of ``distortion_model`` (a CameraInfo's D, for raw
+    images); empty or all zero means none (rectified images, or a camera without distortion).
+    """
 
     fx: float
     fy: float
@@ -64,6 +68,27 @@ class Intrinsics:
     cy: float
     width: int = 0
     height: int = 0
+    distortion: tuple[float, ...] = ()
+    distortion_model: str = ""
+
+    @property
+    def distorted(self) -> bool:
+        return any(self.distortion)
+
+    def normalised(self, us: np.ndarray, vs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Pixel coordinates -> normalised image coordinates (x/z, y/z) of their rays, undistorted."""
+        us, vs = np.asarray(us, np.float64), np.asarray(vs, np.float64)
+        if not self.distorted or us.size == 0:
+            return (us - self.cx) / self.fx, (vs - self.cy) / self.fy
+        k = np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
+        d = np.array(self.distortion, np.float64)
+        pixels = np.stack([us.ravel(), vs.ravel()], axis=-1).reshape(-1, 1, 2)
+        if self.distortion_model == "equidistant":
+            rays = cv2.fisheye.undistortPoints(pixels, k, d[:4])
+        else:  # plumb_bob, rational_polynomial (checked when the CameraInfo was taken)
+            rays = cv2.undistortPoints(pixels, k, d)
+        rays = rays.reshape(-1, 2)
+        return rays[:, 0].reshape(us.shape), rays[:, 1].reshape(vs.shape)
 
     def scaled_to(self, width: int, height: int) -> Intrinsics:
         """The intrinsics of the same camera resampled to ``width`` x ``height`` (same field of view)."""
@@ -75,18 +100,47 @@ class Intrinsics:
             cy=(self.cy + 0.5) * sy - 0.5,
             width=width,
             height=height,
+            distortion=self.distortion,
+            distortion_model=self.distortion_model,
         )
 
 
-def intrinsics_from_camera_info(msg) -> Intrinsics:
-    """fx, fy, cx, cy from a CameraInfo's K (and its width/height); refuses a zero or invalid focal length."""
-    k = [float(v) for v in msg.k]
-    fx, fy, cx, cy = k[0], k[4], k[2], k[5]
+DISTORTION_MODELS = {"plumb_bob": (4, 5, 8, 12, 14), "rational_polynomial": (4, 5, 8, 12, 14), "equidistant": (4,)}
+
+
+def intrinsics_from_camera_info(msg, geometry: str = "raw") -> Intrinsics:
+    """The intrinsics of a CameraInfo for back-projecting pixels of the images it describes.
+
+    ``geometry`` ``raw`` (images as the camera sends them): K and the distortion D, so that
+    pixels are undistorted before back-projection (plain K when D is zero). ``rectified`` (the
+    ``image_rect`` topics of image_proc): the projection P, no distortion. Refuses a zero or
+    invalid focal length and a distortion model this cannot undo.
+    """
+    if geometry == "rectified":
+        p = [float(v) for v in msg.p]
+        fx, fy, cx, cy = p[0], p[5], p[2], p[6]
+        name, distortion, model = "P", (), ""
+    elif geometry == "raw":
+        k = [float(v) for v in msg.k]
+        fx, fy, cx, cy = k[0], k[4], k[2], k[5]
+        name, distortion, model = "K", tuple(float(v) for v in msg.d), msg.distortion_model
+    else:
+        raise ValueError(f"unknown camera geometry {geometry!r}")
     if not all(math.isfinite(v) for v in (fx, fy, cx, cy)):
-        raise DepthError(f"CameraInfo K has non-finite entries (fx={fx}, fy={fy}, cx={cx}, cy={cy})")
+        raise DepthError(f"CameraInfo {name} has non-finite entries (fx={fx}, fy={fy}, cx={cx}, cy={cy})")
     if fx <= 0 or fy <= 0:
-        raise DepthError(f"CameraInfo has no usable focal length (fx={fx}, fy={fy}): is the camera calibrated?")
-    return Intrinsics(fx, fy, cx, cy, int(msg.width), int(msg.height))
+        raise DepthError(f"CameraInfo {name} has no usable focal length (fx={fx}, fy={fy}): is the camera calibrated?")
+    if any(distortion):
+        if not all(math.isfinite(v) for v in distortion):
+            raise DepthError(f"CameraInfo D has non-finite entries {distortion}")
+        if len(distortion) not in DISTORTION_MODELS.get(model, ()):
+            raise DepthError(
+                f"cannot undo distortion model {model!r} with {len(distortion)} coefficients (supported: "
+                f"{', '.join(DISTORTION_MODELS)}); give rectified images with camera_geometry:=rectified"
+            )
+    if not any(distortion):
+        distortion, model = (), ""
+    return Intrinsics(fx, fy, cx, cy, int(msg.width), int(msg.height), distortion, model)
 
 
 def _same_aspect(size_a: tuple[int, int], size_b: tuple[int, int]) -> bool:
@@ -108,7 +162,15 @@ def depth_intrinsics(intrinsics: Intrinsics, colour_size: tuple[int, int], depth
                 f"depth image is {depth_size[0]}x{depth_size[1]} but the {name} is {size[0]}x{size[1]}: "
                 "aspect ratios differ, so the depth is not registered to the colour image"
             )
-    at_own = Intrinsics(intrinsics.fx, intrinsics.fy, intrinsics.cx, intrinsics.cy, *own)
+    at_own = Intrinsics(
+        intrinsics.fx,
+        intrinsics.fy,
+        intrinsics.cx,
+        intrinsics.cy,
+        *own,
+        distortion=intrinsics.distortion,
+        distortion_model=intrinsics.distortion_model,
+    )
     return at_own if own == depth_size else at_own.scaled_to(*depth_size)
 
 
@@ -178,8 +240,8 @@ def locate_objects(
             positions[object_id] = None
             continue
         z = float(np.median(depth[vs, us]))
-        u, v = float(us.mean()), float(vs.mean())
-        positions[object_id] = ((u - intrinsics.cx) * z / intrinsics.fx, (v - intrinsics.cy) * z / intrinsics.fy, z)
+        x, y = intrinsics.normalised(np.array([us.mean()]), np.array([vs.mean()]))
+        positions[object_id] = (float(x[0]) * z, float(y[0]) * z, z)
     if cloud_stride is None:
         return ObjectGeometry(positions, np.zeros((0, 3), np.float32), np.zeros(0, np.uint16))
     grid = eroded[::cloud_stride, ::cloud_stride]
@@ -187,7 +249,8 @@ def locate_objects(
     z = depth[::cloud_stride, ::cloud_stride][vs, us]
     us, vs = us * cloud_stride, vs * cloud_stride
     points = np.empty((len(z), 3), np.float32)
-    points[:, 0] = (us - intrinsics.cx) * z / intrinsics.fx
-    points[:, 1] = (vs - intrinsics.cy) * z / intrinsics.fy
+    x, y = intrinsics.normalised(us, vs)
+    points[:, 0] = x * z
+    points[:, 1] = y * z
     points[:, 2] = z
     return ObjectGeometry(positions, points, eroded[vs, us].astype(np.uint16))

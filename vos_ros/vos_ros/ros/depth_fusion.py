@@ -48,10 +48,11 @@ class DepthFusion:
         """Decode and keep a depth image; raises DepthError (naming the problem) for one that cannot be used."""
         self._depths.add(stamp_ns, depth_to_metres(msg))
 
-    def set_camera_info(self, msg) -> None:
-        """Take the intrinsics of a CameraInfo; a refused one (DepthError) leaves none until a good one arrives."""
+    def set_camera_info(self, msg, geometry: str = "raw") -> None:
+        """Take the intrinsics of a CameraInfo (``geometry``: raw, K and D; rectified, P: see
+        intrinsics_from_camera_info); a refused one (DepthError) leaves none until a good one arrives."""
         try:
-            intrinsics = intrinsics_from_camera_info(msg)
+            intrinsics = intrinsics_from_camera_info(msg, geometry)
         except DepthError as error:
             with self._lock:
                 self._intrinsics, self._info_problem = None, f"refused CameraInfo: {error}"

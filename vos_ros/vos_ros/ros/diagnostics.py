@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
+DIAGNOSTIC_TASK = "segmentation"  # the status is named "<node>: segmentation"
+
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -28,11 +30,69 @@ class Snapshot:
     overlays_published: int
     objects_tracked: int
     objects_visible: int
+    lifecycle_state: str = "active"
+    configure_error: str = ""  # why the last configure failed ("" when it did not)
+    seconds_without_input_while_active: float = 0.0  # since the last image or the activation (0 when not active)
+    model_errors: int = 0  # frames that raised in processing, since start
+    consecutive_failures: int = 0  # of those, in a row up to now
+    last_error: str = ""  # the last such exception's message
 
 
-def assess(snapshot: Snapshot, input_timeout: float) -> tuple[bytes, str]:
-    """(level, message): WARN while no input arrives, OK otherwise."""
-    if snapshot.seconds_since_input > input_timeout:
+@dataclass(frozen=True)
+class Limits:
+    """The thresholds that turn a snapshot into OK, WARN or ERROR (the node's parameters)."""
+
+    input_timeout: float = 2.0  # WARN: seconds without an image
+    stale_input_s: float = math.inf  # ERROR: seconds without an image while active
+    model_failures_error: int = 3  # ERROR: this many consecutive frames failing in the model
+    max_drop_rate: float = 1.0  # WARN: above this fraction of input frames unprocessed
+    max_latency_ms: float = math.inf  # WARN: mean stamp -> labels latency above this
+
+
+def drop_rate(snapshot: Snapshot) -> float:
+    """Fraction of the input frames of the last few seconds that were not processed (0 without input)."""
+    if snapshot.input_hz <= 0:
+        return 0.0
+    return min(1.0, max(0.0, 1.0 - snapshot.output_hz / snapshot.input_hz))
+
+
+def assess(snapshot: Snapshot, limits: Limits | float) -> tuple[bytes, str]:
+    """(level, message) of a snapshot; ``limits`` may be just the input timeout (other limits off).
+
+    Not active: ERROR after a failed configure (with its reason), OK otherwise (paused on purpose).
+    Active: ERROR after ``model_failures_error`` consecutive failures (with the last exception's
+    message) or without an image for ``stale_input_s``; WARN without an image for ``input_timeout``
+    or when the drop rate or the latency exceeds its limit; OK otherwise.
+    """
+    if not isinstance(limits, Limits):
+        limits = Limits(input_timeout=limits)
+    state = snapshot.lifecycle_state
+    if state != "active":
+        if state == "unconfigured" and snapshot.configure_error:
+            return DiagnosticStatus.ERROR, f"configure failed: {snapshot.configure_error}"
+        kept = f"; keeping {snapshot.objects_tracked} objects" if state == "inactive" else ""
+        return DiagnosticStatus.OK, f"{state}: not processing (activate to segment){kept}"
+    if snapshot.consecutive_failures >= limits.model_failures_error:
+        return (
+            DiagnosticStatus.ERROR,
+            f"{snapshot.consecutive_failures} consecutive frames failed in the model: {snapshot.last_error}",
+        )
+    if snapshot.seconds_without_input_while_active > limits.stale_input_s:
+        return (
+            DiagnosticStatus.ERROR,
+            f"no input image for {snapshot.seconds_without_input_while_active:.1f} s while active "
+            f"(stale_input_s={limits.stale_input_s:g})",
+        )
+    warnings = []
+    if drop_rate(snapshot) > limits.max_drop_rate:
+        warnings.append(
+            f"{drop_rate(snapshot):.0%} of the input frames dropped (max_drop_rate={limits.max_drop_rate:g})"
+        )
+    if snapshot.latency_ms > limits.max_latency_ms:
+        warnings.append(f"latency {snapshot.latency_ms:.0f} ms (max_latency_ms={limits.max_latency_ms:g})")
+    if warnings:
+        return DiagnosticStatus.WARN, "; ".join(warnings)
+    if snapshot.seconds_since_input > limits.input_timeout:
         if math.isinf(snapshot.seconds_since_input):
             return DiagnosticStatus.WARN, "no input image received yet"
         return DiagnosticStatus.WARN, f"no input image for {snapshot.seconds_since_input:.1f} s"
@@ -47,9 +107,9 @@ def _format(value) -> str:
     return str(value)
 
 
-def diagnostic_array(snapshot: Snapshot, name: str, input_timeout: float, stamp) -> DiagnosticArray:
+def diagnostic_array(snapshot: Snapshot, name: str, limits: Limits | float, stamp) -> DiagnosticArray:
     """One DiagnosticArray with the node's status; every snapshot field is a key/value pair."""
-    level, message = assess(snapshot, input_timeout)
+    level, message = assess(snapshot, limits)
     status = DiagnosticStatus(
         level=level,
         name=name,

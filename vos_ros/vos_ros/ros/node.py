@@ -19,13 +19,15 @@ import numpy as np
 import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
+from lifecycle_msgs.srv import ChangeState
 from rcl_interfaces.msg import SetParametersResult
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import (
     DurabilityPolicy,
     HistoryPolicy,
@@ -47,7 +49,7 @@ from vos_ros.model import VosNetwork, build_network
 from vos_ros.ros.convert import ImageConversionError, image_to_rgb, labels_to_image, mask_to_labels
 from vos_ros.ros.depth import DepthError
 from vos_ros.ros.depth_fusion import DepthFusion
-from vos_ros.ros.diagnostics import Snapshot, diagnostic_array
+from vos_ros.ros.diagnostics import DIAGNOSTIC_TASK, Limits, Snapshot, diagnostic_array
 from vos_ros.ros.frames import Frame, NewestFrameSlot, RecentFrames
 from vos_ros.ros.messages import overlay_image, tracked_object_array
 from vos_ros.ros.parameters import PARAMETERS, SPECS
@@ -82,35 +84,52 @@ def inference_threads(requested: int) -> int:
     return requested or max(1, len(os.sched_getaffinity(0)) - 1)
 
 
-class VosNode(Node):
-    """The ROS 2 node around one segmentation session.
+class ConfigureError(Exception):
+    """A parameter that only configure can check (the weights file) is unusable."""
+
+
+class VosNode(LifecycleNode):
+    """The ROS 2 managed (lifecycle) node around one segmentation session.
+
+    ``configure`` validates the parameters and builds the network (or takes the shared one),
+    ``activate`` subscribes to the camera and starts processing, ``deactivate`` stops processing but
+    keeps the tracked objects, ``cleanup`` frees the session and the network, ``shutdown`` works from
+    any state. With the ``autostart`` parameter (default true) the constructor configures and
+    activates. Services, /diagnostics and the parameters are served in every state.
 
     ``network`` lets several nodes in one process share one network (one per camera); without it
-    the node builds its own from the ``config``, ``weights`` and ``device`` parameters.
+    the node builds its own from the ``config``, ``weights`` and ``device`` parameters on configure.
+    ``on_finalized`` is called once the node has been shut down (lifecycle ``shutdown``).
     """
 
-    def __init__(self, network: VosNetwork | None = None, **node_options):
+    def __init__(self, network: VosNetwork | None = None, *, on_finalized=None, **node_options):
         super().__init__(NODE_NAME, **node_options)
         self.add_on_set_parameters_callback(self._check_parameters)
         for spec in PARAMETERS:
             self.declare_parameter(spec.name, spec.default, spec.descriptor())
         self._live = {spec.name: self.get_parameter(spec.name).value for spec in PARAMETERS}
         self.add_post_set_parameters_callback(self._apply_parameters)
-
-        if network is None:
-            network = self._build_network()
-        elif any(self._live[name] != SPECS[name].default for name in ("config", "weights", "device")):
+        if network is not None and any(
+            self._live[name] != SPECS[name].default for name in ("config", "weights", "device")
+        ):
             self.get_logger().warning(
                 "a shared network was given: the config, weights and device parameters are unused"
             )
-        self._device = str(network.device)
-        self._session = Session(
-            network,
-            max_objects=self._live["max_objects"],
-            lost_threshold=self._live["lost_threshold"],
-            short_side=self._live["short_side"] or None,
-            fragment_filter=self._fragment_filter(),
-        )
+        self._shared_network = network
+        self._on_finalized = on_finalized
+
+        # built on configure, released on cleanup
+        self._network: VosNetwork | None = None
+        self._session: Session | None = None
+        self._device = str(network.device) if network is not None else self._live["device"]
+        self._depth: DepthFusion | None = None
+        self._worker: threading.Thread | None = None
+        self._output_pubs: list = []
+        self._input_subs: list = []
+        self._configure_error = ""
+        self._processing = False  # true while active: the worker only runs frames then
+        self._activated_at = -float("inf")
+
         self._session_lock = threading.Lock()
         self._mask_stamp_ns = 0
         self._mask_applied = 0.0
@@ -120,7 +139,10 @@ class VosNode(Node):
 
         self._recent = RecentFrames(self._live["frame_buffer_size"])
         self._slot = NewestFrameSlot()
+        self._dropped_before = 0  # frames dropped by the slots of earlier configurations
         self._counters = Counters()
+        self._consecutive_failures = 0
+        self._last_error = ""
         self._inputs = SlidingWindow(STATS_SPAN_S)
         self._outputs = SlidingWindow(STATS_SPAN_S)
         self._model_ms = SlidingWindow(STATS_SPAN_S)
@@ -129,14 +151,110 @@ class VosNode(Node):
         self._latency_ms = SlidingWindow(STATS_SPAN_S)
         self._last_input = -float("inf")
 
+        for service in self.services:  # rclpy raises out of the executor for a transition the state lacks
+            if service.srv_type is ChangeState:
+                service.callback = self._guard_change_state(service.callback)
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        services = MutuallyExclusiveCallbackGroup()
+        self.create_service(SetInitialMask, "~/set_initial_mask", self._on_set_initial_mask, callback_group=services)
+        self.create_service(RemoveObjects, "~/remove_objects", self._on_remove_objects, callback_group=services)
+        self.create_service(Trigger, "~/reset", self._on_reset, callback_group=services)
+        self.create_timer(  # steady time: diagnostics keep coming while a simulated /clock pauses
+            self._live["diagnostics_period"],
+            self._publish_diagnostics,
+            callback_group=MutuallyExclusiveCallbackGroup(),
+            clock=Clock(clock_type=ClockType.STEADY_TIME),
+        )
+
+        if self._live["autostart"]:
+            if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+                self.trigger_activate()
+        else:
+            self.get_logger().info(
+                f"waiting unconfigured (autostart is false): configure and activate with "
+                f"{self.get_fully_qualified_name()}/change_state"
+            )
+
+    def _guard_change_state(self, change_state):
+        """~/change_state answering success=false to a transition the current state does not have."""
+
+        def guarded(request, response):
+            try:
+                return change_state(request, response)
+            except RCLError:
+                transition = request.transition.label or str(request.transition.id)
+                self.get_logger().warning(
+                    f"refusing transition {transition!r}: not possible from {self.lifecycle_state}"
+                )
+                response.success = False
+                return response
+
+        return guarded
+
+    @property
+    def lifecycle_state(self) -> str:
+        """The label of the current lifecycle state: unconfigured, inactive, active, finalized, ..."""
+        return self._state_machine.current_state[1]
+
+    # lifecycle ---------------------------------------------------------------------------------
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Validate the parameters, build the network and the session, create the publishers."""
+        try:
+            problem = SPECS["weights"].problem(self._live["weights"]) if self._shared_network is None else None
+            if problem is not None:
+                raise ConfigureError(problem)
+            network = self._shared_network if self._shared_network is not None else self._build_network()
+            session = Session(
+                network,
+                max_objects=self._live["max_objects"],
+                lost_threshold=self._live["lost_threshold"],
+                short_side=self._live["short_side"] or None,
+                fragment_filter=self._fragment_filter(),
+            )
+        except Exception as error:  # any reason is reported; the node stays unconfigured
+            known = isinstance(error, (ConfigureError, VosError))
+            self._configure_error = str(error) if known else f"{type(error).__name__}: {error}"
+            self.get_logger().error(f"configure failed, staying unconfigured: {self._configure_error}")
+            return TransitionCallbackReturn.FAILURE
+        self._configure_error = ""
+        self._network = network
+        self._device = str(network.device)
+        with self._session_lock:
+            self._session = session
+            self._mask_size = None
+            self._objects_tracked = self._objects_visible = 0
+        self._consecutive_failures = 0
+
         overrides = QoSOverridingOptions.with_default_policies()
-        self._labels_pub = self.create_publisher(Image, "~/labels", OUTPUT_QOS, qos_overriding_options=overrides)
-        self._objects_pub = self.create_publisher(
+        self._labels_pub = self.create_lifecycle_publisher(
+            Image, "~/labels", OUTPUT_QOS, qos_overriding_options=overrides
+        )
+        self._objects_pub = self.create_lifecycle_publisher(
             TrackedObjectArray, "~/tracked_objects", OUTPUT_QOS, qos_overriding_options=overrides
         )
-        self._overlay_pub = self.create_publisher(Image, "~/overlay", OUTPUT_QOS, qos_overriding_options=overrides)
-        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._overlay_pub = self.create_lifecycle_publisher(
+            Image, "~/overlay", OUTPUT_QOS, qos_overriding_options=overrides
+        )
+        self._output_pubs = [self._labels_pub, self._objects_pub, self._overlay_pub]
+        if self._live["use_depth"]:
+            self._depth = DepthFusion(self._live["depth_slop"])
+            self._markers = ObjectMarkers()
+            self._cloud_pub = self.create_lifecycle_publisher(
+                PointCloud2, "~/objects_cloud", OUTPUT_QOS, qos_overriding_options=overrides
+            )
+            self._markers_pub = self.create_lifecycle_publisher(MarkerArray, "~/markers", OUTPUT_QOS)
+            self._output_pubs += [self._cloud_pub, self._markers_pub]
 
+        self._slot = NewestFrameSlot()
+        self._worker = threading.Thread(target=self._work, args=(self._slot,), name="vos-inference", daemon=True)
+        self._worker.start()
+        self.get_logger().info(f"configured: config {network.config.name!r} on {self._device}")
+        return super().on_configure(state)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Subscribe to the camera (and depth) and process frames."""
+        overrides = QoSOverridingOptions.with_default_policies()
         self._image_sub = self.create_subscription(
             Image,
             IMAGE_TOPIC,
@@ -146,13 +264,8 @@ class VosNode(Node):
             event_callbacks=SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos),
             qos_overriding_options=overrides,
         )
-        self._depth = DepthFusion(self._live["depth_slop"]) if self._live["use_depth"] else None
+        self._input_subs = [self._image_sub]
         if self._depth is not None:
-            self._markers = ObjectMarkers()
-            self._cloud_pub = self.create_publisher(
-                PointCloud2, "~/objects_cloud", OUTPUT_QOS, qos_overriding_options=overrides
-            )
-            self._markers_pub = self.create_publisher(MarkerArray, "~/markers", OUTPUT_QOS)
             depth_inputs = MutuallyExclusiveCallbackGroup()
             self._depth_sub = self.create_subscription(
                 Image,
@@ -169,22 +282,86 @@ class VosNode(Node):
                 qos_profile_sensor_data,
                 callback_group=depth_inputs,
             )
-        services = MutuallyExclusiveCallbackGroup()
-        self.create_service(SetInitialMask, "~/set_initial_mask", self._on_set_initial_mask, callback_group=services)
-        self.create_service(RemoveObjects, "~/remove_objects", self._on_remove_objects, callback_group=services)
-        self.create_service(Trigger, "~/reset", self._on_reset, callback_group=services)
-        self.create_timer(  # steady time: diagnostics keep coming while a simulated /clock pauses
-            self._live["diagnostics_period"],
-            self._publish_diagnostics,
-            callback_group=MutuallyExclusiveCallbackGroup(),
-            clock=Clock(clock_type=ClockType.STEADY_TIME),
-        )
-
-        self._worker = threading.Thread(target=self._work, name="vos-inference", daemon=True)
-        self._worker.start()
+            self._input_subs += [self._depth_sub, self._info_sub]
+        self._activated_at = time.monotonic()
+        self._processing = True
+        result = super().on_activate(state)
         self.get_logger().info(
-            f"segmenting {self._image_sub.topic_name} with config {network.config.name!r} on {self._device}; "
+            f"active: segmenting {self._image_sub.topic_name}; "
             f"give objects with {self.get_fully_qualified_name()}/set_initial_mask"
+        )
+        return result
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop processing (after the frame in progress); the tracked objects are kept."""
+        self._stop_processing()
+        self.get_logger().info(f"inactive: not processing; keeping objects {self._object_ids()}")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Forget the objects and free the session and the network."""
+        self._release()
+        self.get_logger().info("cleaned up: the network is released")
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """From any state: stop processing, release everything."""
+        self._stop_processing()
+        self._release()
+        self.get_logger().info(f"shut down from {state.label}")
+        result = super().on_shutdown(state)
+        if self._on_finalized is not None:
+            self._on_finalized()
+        return result
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """A transition raised: release everything and go back to unconfigured."""
+        self.get_logger().error(f"a transition from {state.label} failed: releasing everything")
+        self._stop_processing()
+        self._release()
+        return super().on_error(state)
+
+    def _stop_processing(self) -> None:
+        self._processing = False
+        for subscription in self._input_subs:
+            self.destroy_subscription(subscription)
+        self._input_subs = []
+        self._slot.discard_older_than(2**63)
+        with self._session_lock:  # the frame in progress finishes before this returns
+            pass
+
+    def _release(self) -> None:
+        self._slot.close()
+        if self._worker is not None:
+            self._worker.join(timeout=WORKER_JOIN_TIMEOUT_S)
+            self._worker = None
+        self._dropped_before += self._slot.dropped
+        self._slot = NewestFrameSlot()
+        for publisher in self._output_pubs:
+            self.destroy_lifecycle_publisher(publisher)
+        self._output_pubs = []
+        with self._session_lock:
+            self._session = None
+            self._mask_size = None
+            self._objects_tracked = self._objects_visible = 0
+        self._depth = None
+        self._recent.clear()
+        self._network = None
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def _object_ids(self) -> list[int]:
+        with self._session_lock:
+            return list(self._session.object_ids) if self._session is not None else []
+
+    def _refusal(self) -> str | None:
+        """Why the services cannot act now (None while active)."""
+        state = self.lifecycle_state
+        if state == "active":
+            return None
+        return (
+            f"{self.get_fully_qualified_name()} is {state}, not active: activate it first "
+            f"({self.get_fully_qualified_name()}/change_state)"
         )
 
     # parameters --------------------------------------------------------------------------------
@@ -201,7 +378,7 @@ class VosNode(Node):
     def _check_parameters(self, params) -> SetParametersResult:
         for param in params:
             spec = SPECS.get(param.name)
-            problem = spec.problem(param.value) if spec is not None else None
+            problem = spec.problem(param.value, declaring=True) if spec is not None else None
             if problem is not None:
                 return SetParametersResult(successful=False, reason=problem)
         return SetParametersResult(successful=True)
@@ -252,20 +429,26 @@ class VosNode(Node):
         self._slot.put(frame)
 
     def _on_depth(self, msg: Image) -> None:
+        depth = self._depth
+        if depth is None:
+            return  # released meanwhile
         try:
-            self._depth.add_depth(msg, stamp_to_ns(msg.header.stamp))
+            depth.add_depth(msg, stamp_to_ns(msg.header.stamp))
         except DepthError as error:
             self._warn(f"ignoring a depth image on {self._depth_sub.topic_name}: {error}")
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
+        depth = self._depth
+        if depth is None:
+            return
         try:
-            self._depth.set_camera_info(msg)
+            depth.set_camera_info(msg, self._live["camera_geometry"])
         except DepthError as error:
             self._warn(f"refusing CameraInfo on {self._info_sub.topic_name}: {error}")
 
     # inference ---------------------------------------------------------------------------------
 
-    def _fresher(self, frame: Frame) -> Frame:
+    def _fresher(self, slot: NewestFrameSlot, frame: Frame) -> Frame:
         """``frame``, or the next one when that is due sooner than ``frame`` is old (bounded wait).
 
         A busy worker finds the newest frame up to one input period old; waiting for a frame due
@@ -278,23 +461,29 @@ class VosNode(Node):
         age = time.monotonic() - frame.received
         due = period - age
         if 0 < due < age:
-            return self._slot.take_newer(frame, due + FRESH_FRAME_MARGIN * period)
+            return slot.take_newer(frame, due + FRESH_FRAME_MARGIN * period)
         return frame
 
-    def _work(self) -> None:
-        while (frame := self._slot.take()) is not None:
+    def _work(self, slot: NewestFrameSlot) -> None:
+        while (frame := slot.take()) is not None:
             try:
-                self._process(self._fresher(frame))
-            except Exception:
+                self._process(self._fresher(slot, frame))
+            except Exception as error:  # a failing frame never stops the worker
                 self._counters.add("errors")
+                self._consecutive_failures += 1
+                self._last_error = f"{type(error).__name__}: {error}"
                 self.get_logger().error(
                     f"processing a frame failed:\n{traceback.format_exc()}",
                     throttle_duration_sec=self._live["warn_throttle"],
                 )
+            else:
+                self._consecutive_failures = 0
 
     def _process(self, frame: Frame) -> None:
         height, width = frame.rgb.shape[:2]
         with self._session_lock:
+            if not self._processing or self._session is None:
+                return  # deactivated meanwhile
             if frame.received < self._mask_applied and frame.stamp_ns < self._mask_stamp_ns:
                 return  # arrived before a mask for a later frame: tracking has moved past it
             if not self._session.initialized:
@@ -361,6 +550,9 @@ class VosNode(Node):
 
     def _on_set_initial_mask(self, request, response):
         response.success = False
+        if (refusal := self._refusal()) is not None:
+            response.message = refusal
+            return response
         try:
             labels = mask_to_labels(request.mask)
         except ImageConversionError as error:
@@ -405,6 +597,9 @@ class VosNode(Node):
         return response
 
     def _on_remove_objects(self, request, response):
+        if (refusal := self._refusal()) is not None:
+            response.success, response.message = False, refusal
+            return response
         with self._session_lock:
             try:
                 removed = self._session.remove(request.object_ids)
@@ -419,6 +614,9 @@ class VosNode(Node):
         return response
 
     def _on_reset(self, request, response):
+        if (refusal := self._refusal()) is not None:
+            response.success, response.message = False, refusal
+            return response
         with self._session_lock:
             forgotten = self._session.object_ids
             self._session.reset()
@@ -445,29 +643,55 @@ class VosNode(Node):
             seconds_since_input=time.monotonic() - self._last_input,
             frames_received=self._counters["frames_received"],
             frames_processed=self._counters["frames_processed"],
-            frames_dropped=self._slot.dropped,
+            frames_dropped=self._dropped_before + self._slot.dropped,
             bad_frames=self._counters["bad_frames"],
             overlays_published=self._counters["overlays_published"],
             objects_tracked=self._objects_tracked,
             objects_visible=self._objects_visible,
+            lifecycle_state=self.lifecycle_state,
+            configure_error=self._configure_error,
+            seconds_without_input_while_active=time.monotonic() - max(self._last_input, self._activated_at)
+            if self._processing
+            else 0.0,
+            model_errors=self._counters["errors"],
+            consecutive_failures=self._consecutive_failures,
+            last_error=self._last_error,
         )
+
+    def limits(self) -> Limits:
+        """The diagnostics thresholds from the live parameters."""
+        return Limits(
+            input_timeout=self._live["input_timeout"],
+            stale_input_s=self._live["stale_input_s"],
+            model_failures_error=self._live["model_failures_error"],
+            max_drop_rate=self._live["max_drop_rate"],
+            max_latency_ms=self._live["max_latency_ms"],
+        )
+
+    def status_name(self) -> str:
+        """The name of this node's /diagnostics status: ``<fully qualified node name>: segmentation``."""
+        return f"{self.get_fully_qualified_name()}: {DIAGNOSTIC_TASK}"
 
     def _publish_diagnostics(self) -> None:
         self._diagnostics_pub.publish(
             diagnostic_array(
                 self.snapshot(),
-                f"{self.get_fully_qualified_name()}: video object segmentation",
-                self._live["input_timeout"],
+                self.status_name(),
+                self.limits(),
                 self.get_clock().now().to_msg(),
             )
         )
 
     # shutdown ----------------------------------------------------------------------------------
 
+    def shutdown(self) -> None:
+        """The lifecycle ``shutdown`` transition unless the node is finalized already."""
+        if self.lifecycle_state in ("unconfigured", "inactive", "active"):
+            self.trigger_shutdown()
+
     def destroy_node(self) -> None:
-        """Stop the worker (after the frame in progress) and release the node."""
-        self._slot.close()
-        self._worker.join(timeout=WORKER_JOIN_TIMEOUT_S)
+        """Shut down (finishing the frame in progress, joining the worker) and release the node."""
+        self.shutdown()
         super().destroy_node()
 
 
@@ -481,18 +705,20 @@ def _spin(executor: MultiThreadedExecutor, stop: threading.Event) -> None:
 
 
 def main(args=None) -> int:
-    """Run vos_node until SIGINT/SIGTERM; returns the exit code (1 when it cannot start).
+    """Run vos_node until SIGINT/SIGTERM or its lifecycle shutdown; returns the exit code (1 when its
+    parameters are invalid).
 
-    The executor spins on its own thread while the main thread waits for a signal, so that
-    shutdown is the same orderly sequence however it is asked for: stop the executor, finish the
-    frame in progress, join the worker, destroy the node.
+    The executor spins on its own thread while the main thread waits, so that shutdown is the same
+    orderly sequence however it is asked for: stop the executor, finish the frame in progress, join
+    the worker, destroy the node. A failed configure (bad weights path, ...) does not end the
+    process: the node stays unconfigured and says why in its log and on /diagnostics.
     """
     stop = threading.Event()
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         try:
-            node = VosNode()
+            node = VosNode(on_finalized=stop.set)
         except (ParameterException, VosError, ValueError, OSError) as error:
             rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {error}")
             return 1
@@ -504,7 +730,7 @@ def main(args=None) -> int:
         node.get_logger().info("shutting down")
         executor.shutdown(timeout_sec=WORKER_JOIN_TIMEOUT_S)
         spinner.join(timeout=WORKER_JOIN_TIMEOUT_S)
-        node.destroy_node()
+        node.destroy_node()  # shuts down first unless a lifecycle shutdown did
     finally:
         rclpy.try_shutdown()
         for sig, handler in previous.items():

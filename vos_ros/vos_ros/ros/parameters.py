@@ -13,6 +13,7 @@ from vos_ros.model import CONFIGS, DEFAULT_CONFIG
 from vos_ros.model.configs import MIN_SHORT_SIDE
 
 CONFIG_NAMES = tuple(CONFIGS)
+CAMERA_GEOMETRIES = ("raw", "rectified")
 
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
@@ -33,13 +34,23 @@ def _short_side(value: int) -> str | None:
     return None
 
 
+def _camera_geometry(value: str) -> str | None:
+    if value in CAMERA_GEOMETRIES:
+        return None
+    return f"camera_geometry {value!r} is not one of {', '.join(CAMERA_GEOMETRIES)}"
+
+
 def _device(value: str) -> str | None:
     return None if _DEVICE.match(value) else f"device {value!r} is not auto, cpu, cuda or cuda:N"
 
 
 @dataclass(frozen=True)
 class ParamSpec:
-    """One declared parameter. ``read_only`` marks values that only take effect on a restart."""
+    """One declared parameter. ``read_only`` marks values that only take effect on a restart.
+
+    ``on_configure`` marks a check that configure makes rather than the parameter declaration (a bad
+    weights path fails the lifecycle configure transition; the node stays up, unconfigured).
+    """
 
     name: str
     default: bool | int | float | str
@@ -48,6 +59,7 @@ class ParamSpec:
     int_range: tuple[int, int] | None = None
     float_range: tuple[float, float] | None = None
     check: Callable[[str], str | None] | None = None
+    on_configure: bool = False
 
     def descriptor(self) -> ParameterDescriptor:
         """The ROS descriptor (description, range, read-only flag) of this parameter."""
@@ -60,20 +72,28 @@ class ParamSpec:
             ]
         return desc
 
-    def problem(self, value) -> str | None:
-        """Why ``value`` is not acceptable for this parameter, or None when it is."""
+    def problem(self, value, *, declaring: bool = False) -> str | None:
+        """Why ``value`` is not acceptable for this parameter, or None when it is. ``declaring``
+        leaves out a check that configure makes (``on_configure``)."""
         if type(value) is not type(self.default):
             return f"{self.name} must be of type {type(self.default).__name__}, got {type(value).__name__}"
         if self.int_range is not None and not self.int_range[0] <= value <= self.int_range[1]:
             return f"{self.name}={value} is outside [{self.int_range[0]}, {self.int_range[1]}]"
         if self.float_range is not None and not self.float_range[0] <= value <= self.float_range[1]:
             return f"{self.name}={value} is outside [{self.float_range[0]}, {self.float_range[1]}]"
-        if self.check is not None:
+        if self.check is not None and not (declaring and self.on_configure):
             return self.check(value)
         return None
 
 
 PARAMETERS: tuple[ParamSpec, ...] = (
+    ParamSpec(
+        "autostart",
+        True,
+        "Configure and activate the (lifecycle) node when it starts; false: it waits unconfigured for "
+        "the configure and activate transitions (~/change_state, a lifecycle manager).",
+        read_only=True,
+    ),
     ParamSpec(
         "config", DEFAULT_CONFIG, f"Network config: {', '.join(CONFIG_NAMES)}.", read_only=True, check=_config_name
     ),
@@ -83,6 +103,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "Checkpoint file for the config; empty selects its default weights.",
         read_only=True,
         check=_weights_path,
+        on_configure=True,
     ),
     ParamSpec(
         "device",
@@ -138,6 +159,32 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         float_range=(0.1, 3600.0),
     ),
     ParamSpec(
+        "stale_input_s",
+        5.0,
+        "Seconds without an input image while active after which diagnostics report an error.",
+        float_range=(0.1, 3600.0),
+    ),
+    ParamSpec(
+        "model_failures_error",
+        3,
+        "Consecutive frames failing in the model after which diagnostics report an error (with the last "
+        "exception's message).",
+        int_range=(1, 1_000_000),
+    ),
+    ParamSpec(
+        "max_drop_rate",
+        1.0,
+        "Fraction of the input frames left unprocessed (last 5 s) above which diagnostics warn; 1.0 never "
+        "warns (the node drops frames by design when the camera is faster than the model).",
+        float_range=(0.0, 1.0),
+    ),
+    ParamSpec(
+        "max_latency_ms",
+        1000.0,
+        "Mean input stamp -> labels latency (last 5 s, milliseconds) above which diagnostics warn.",
+        float_range=(0.0, 1e6),
+    ),
+    ParamSpec(
         "warn_throttle", 5.0, "Least seconds between repeated warnings about bad input.", float_range=(0.0, 3600.0)
     ),
     ParamSpec(
@@ -167,6 +214,14 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         int_range=(1, 1_000_000),
     ),
     ParamSpec("cloud_stride", 2, "Pixel stride of the object points in ~/objects_cloud.", int_range=(1, 64)),
+    ParamSpec(
+        "camera_geometry",
+        "raw",
+        "How pixels are back-projected to 3D from camera_info: raw (K and the distortion D: for images as "
+        "the camera sends them, *image_raw; the same as K when D is zero) or rectified (the projection P: "
+        "for rectified images, *image_rect*).",
+        check=_camera_geometry,
+    ),
 )
 
 SPECS = {spec.name: spec for spec in PARAMETERS}
