@@ -89,6 +89,6 @@ def test_object_position_on_a_distorted_image():
 def test_fusion_takes_the_geometry_it_is_given():
     fusion = DepthFusion(0.02)
     fusion.set_camera_info(camera_info(PLUMB_BOB), "rectified")
-    assert fusion._intrinsics.fx == 430.0 and not fusion._intrinsics.distorted
+    assert fusion.intrinsics.fx == 430.0 and not fusion.intrinsics.distorted
     fusion.set_camera_info(camera_info(PLUMB_BOB), "raw")
-    assert fusion._intrinsics.fx == 520.0 and fusion._intrinsics.distorted
+    assert fusion.intrinsics.fx == 520.0 and fusion.intrinsics.distorted

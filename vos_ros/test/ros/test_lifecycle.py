@@ -197,18 +197,18 @@ def test_shutdown_from_inactive_and_autostart_in_process(matching_network, autos
         )
         assert node.lifecycle_state == ("active" if autostart else "unconfigured")
         if not autostart:
-            assert node._session is None, "nothing is built before configure"
+            assert node.session is None, "nothing is built before configure"
             assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
             assert node.lifecycle_state == "inactive"
             assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
             assert node.lifecycle_state == "active"
-        assert node._session is not None
-        assert sorted(s.topic_name for s in node._input_subs) == ["/camera_info", "/depth", "/image"]
+        assert node.session is not None
+        assert node.input_topics == ["/camera_info", "/depth", "/image"]
         node.trigger_deactivate()
-        assert node.lifecycle_state == "inactive" and node._input_subs == []
+        assert node.lifecycle_state == "inactive" and node.input_topics == []
         node.trigger_shutdown()
         assert node.lifecycle_state == "finalized"
-        assert node._session is None and node._worker is None
+        assert node.session is None and not node.processing
         assert node.snapshot().lifecycle_state == "finalized"
     finally:
         if node is not None:

@@ -81,16 +81,16 @@ def values(status: DiagnosticStatus) -> dict[str, str]:
 
 def errors_reach(node: VosNode, count: int) -> bool:
     deadline = time.monotonic() + ANSWER_TIMEOUT_S
-    while node._counters["errors"] < count and time.monotonic() < deadline:
+    while node.count("errors") < count and time.monotonic() < deadline:
         time.sleep(0.01)
-    return node._counters["errors"] >= count
+    return node.count("errors") >= count
 
 
 def processed_reaches(node: VosNode, count: int) -> bool:
     deadline = time.monotonic() + ANSWER_TIMEOUT_S
-    while node._counters["frames_processed"] < count and time.monotonic() < deadline:
+    while node.count("frames_processed") < count and time.monotonic() < deadline:
         time.sleep(0.01)
-    return node._counters["frames_processed"] >= count
+    return node.count("frames_processed") >= count
 
 
 def test_model_failures_are_an_error_with_the_message_then_ok_again(matching_network):
@@ -99,20 +99,20 @@ def test_model_failures_are_an_error_with_the_message_then_ok_again(matching_net
     try:
         clip = make_clip(num_objects=2, num_frames=8, size=(96, 128), seed=0)
         first = make_header(1_000_000_000, "camera_optical")
-        node._on_image(rgb_to_image(clip.frames[0], first))
+        node.receive_image(rgb_to_image(clip.frames[0], first))
         assert processed_reaches(node, 1), "the frame before the mask is out of the worker's way"
-        answer = node._on_set_initial_mask(
-            SetInitialMask.Request(mask=labels_to_image(clip.labels[0], first)), SetInitialMask.Response()
-        )
+        answer = node.receive_initial_mask(SetInitialMask.Request(mask=labels_to_image(clip.labels[0], first)))
         assert answer.success, answer.message
-        step = node._session.step
+        step = node.session.step
 
         def failing_step(rgb):
             raise RuntimeError(FAILURE)
 
-        node._session.step = failing_step
+        node.session.step = failing_step
         for index in (1, 2):
-            node._on_image(rgb_to_image(clip.frames[index], make_header((index + 1) * 1_000_000_000, "camera_optical")))
+            node.receive_image(
+                rgb_to_image(clip.frames[index], make_header((index + 1) * 1_000_000_000, "camera_optical"))
+            )
             assert errors_reach(node, index), "the worker ran the failing model"
         status = harness.next_status(lambda s: s.level == DiagnosticStatus.ERROR)
         assert "2 consecutive frames failed in the model" in status.message and FAILURE in status.message
@@ -121,9 +121,9 @@ def test_model_failures_are_an_error_with_the_message_then_ok_again(matching_net
         assert FAILURE in figures["last_error"]
         assert node.get_fully_qualified_name() == "/vos_node"
 
-        node._session.step = step
-        processed = node._counters["frames_processed"]
-        node._on_image(rgb_to_image(clip.frames[3], make_header(4_000_000_000, "camera_optical")))
+        node.session.step = step
+        processed = node.count("frames_processed")
+        node.receive_image(rgb_to_image(clip.frames[3], make_header(4_000_000_000, "camera_optical")))
         assert processed_reaches(node, processed + 1)
         status = harness.next_status(lambda s: s.level == DiagnosticStatus.OK)
         assert status.message.startswith("tracking 2 objects"), status.message

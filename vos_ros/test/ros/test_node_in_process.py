@@ -38,7 +38,7 @@ def test_nodes_in_one_process_share_one_network(matching_network):
     try:
         nodes = [VosNode(network=matching_network, context=context, namespace=ns) for ns in ("front", "rear")]
         assert [n.get_fully_qualified_name() for n in nodes] == ["/front/vos_node", "/rear/vos_node"]
-        sessions = [n._session for n in nodes]
+        sessions = [n.session for n in nodes]
         assert sessions[0] is not sessions[1], "one session per stream"
         assert sessions[0].network is sessions[1].network is matching_network
         assert [n.snapshot().device for n in nodes] == ["cpu", "cpu"]
@@ -50,9 +50,9 @@ def test_nodes_in_one_process_share_one_network(matching_network):
 
 def _processed_reaches(node: VosNode, count: int) -> bool:
     deadline = time.monotonic() + ANSWER_TIMEOUT_S
-    while node._counters["frames_processed"] < count and time.monotonic() < deadline:
+    while node.count("frames_processed") < count and time.monotonic() < deadline:
         time.sleep(0.01)
-    return node._counters["frames_processed"] >= count
+    return node.count("frames_processed") >= count
 
 
 def test_parameter_services_answer_while_a_frame_is_in_the_model(matching_network):
@@ -71,22 +71,20 @@ def test_parameter_services_answer_while_a_frame_is_in_the_model(matching_networ
     try:
         clip = make_clip(num_objects=2, num_frames=3, size=(96, 128), seed=0)
         first = make_header(1_000_000_000)
-        node._on_image(rgb_to_image(clip.frames[0], first))
-        answer = node._on_set_initial_mask(
-            SetInitialMask.Request(mask=labels_to_image(clip.labels[0], first)), SetInitialMask.Response()
-        )
+        node.receive_image(rgb_to_image(clip.frames[0], first))
+        answer = node.receive_initial_mask(SetInitialMask.Request(mask=labels_to_image(clip.labels[0], first)))
         assert answer.success, answer.message
-        step = node._session.step
+        step = node.session.step
 
         def held_step(rgb):
             inside.set()
             release.wait(ANSWER_TIMEOUT_S)
             return step(rgb)
 
-        node._session.step = held_step
-        node._on_image(rgb_to_image(clip.frames[1], make_header(2_000_000_000)))
+        node.session.step = held_step
+        node.receive_image(rgb_to_image(clip.frames[1], make_header(2_000_000_000)))
         assert inside.wait(ANSWER_TIMEOUT_S), "the worker takes the frame into the model"
-        processed = node._counters["frames_processed"]
+        processed = node.count("frames_processed")
 
         setter = caller.create_client(SetParameters, "/vos_node/set_parameters")
         assert setter.wait_for_service(ANSWER_TIMEOUT_S)
@@ -98,15 +96,15 @@ def test_parameter_services_answer_while_a_frame_is_in_the_model(matching_networ
         assert answered.wait(ANSWER_TIMEOUT_S / 2), "set_parameters waited for the frame in the model"
         assert all(result.successful for result in future.result().results)
         assert all(node.get_parameter(name).value == value for name, value in changes)
-        assert node._counters["frames_processed"] == processed, "the frame was still in the model"
+        assert node.count("frames_processed") == processed, "the frame was still in the model"
 
-        assert (node._session.lost_threshold, node._session.fragment_filter is None) == (0.3, False)
+        assert (node.session.lost_threshold, node.session.fragment_filter is None) == (0.3, False)
 
         release.set()
         assert _processed_reaches(node, processed + 1), "the held frame's labels came out"
-        node._on_image(rgb_to_image(clip.frames[2], make_header(3_000_000_000)))
+        node.receive_image(rgb_to_image(clip.frames[2], make_header(3_000_000_000)))
         assert _processed_reaches(node, processed + 2)
-        assert (node._session.lost_threshold, node._session.fragment_filter is None) == (0.6, True)
+        assert (node.session.lost_threshold, node.session.fragment_filter is None) == (0.6, True)
     finally:
         release.set()
         executor.shutdown(timeout_sec=5.0)

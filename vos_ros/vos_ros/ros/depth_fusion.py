@@ -44,6 +44,12 @@ class DepthFusion:
         self._intrinsics: Intrinsics | None = None
         self._info_problem = "no CameraInfo received yet"
 
+    @property
+    def intrinsics(self) -> Intrinsics | None:
+        """The intrinsics of the last accepted CameraInfo (None before one, or after a refused one)."""
+        with self._lock:
+            return self._intrinsics
+
     def add_depth(self, msg, stamp_ns: int) -> None:
         """Decode and keep a depth image; raises DepthError (naming the problem) for one that cannot be used."""
         self._depths.add(stamp_ns, depth_to_metres(msg))

@@ -196,6 +196,35 @@ class VosNode(LifecycleNode):
         """The label of the current lifecycle state: unconfigured, inactive, active, finalized, ..."""
         return self._state_machine.current_state[1]
 
+    # public hooks: in-process composition and tests ------------------------------------------
+
+    @property
+    def session(self) -> Session | None:
+        """The tracking session (None while unconfigured)."""
+        return self._session
+
+    def count(self, name: str) -> int:
+        """One of the node's running counters (frames_received, frames_processed, errors, ...)."""
+        return self._counters[name]
+
+    @property
+    def input_topics(self) -> list[str]:
+        """The topics the node subscribes to while active (image, and depth/camera_info), sorted."""
+        return sorted(sub.topic_name for sub in self._input_subs)
+
+    @property
+    def processing(self) -> bool:
+        """Whether the inference worker runs (configured and active)."""
+        return self._worker is not None
+
+    def receive_image(self, msg: Image) -> None:
+        """Hand an image to the node as its image subscription does."""
+        self._on_image(msg)
+
+    def receive_initial_mask(self, request: SetInitialMask.Request) -> SetInitialMask.Response:
+        """Call ~/set_initial_mask in process; returns the response the service would send."""
+        return self._on_set_initial_mask(request, SetInitialMask.Response())
+
     # lifecycle ---------------------------------------------------------------------------------
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
