@@ -8,6 +8,7 @@ ROS_SOURCES := $(shell find vos_ros_interfaces -type f) \
 	vos_ros/package.xml vos_ros/setup.py vos_ros/setup.cfg vos_ros/resource/vos_ros \
 	$(wildcard vos_ros/launch/*.launch.py vos_ros/config/*.yaml vos_ros/config/*.xml)
 PYTEST_ARGS ?=
+NUMPY1_PYTEST_ARGS ?=
 
 .PHONY: setup lint test test-numpy1 demo clean distclean
 
@@ -30,13 +31,14 @@ lint: setup
 	. ./env.sh && ruff check . && ruff format --check .
 
 # pytest exits 5 when it collected no test: that is a failure here.
-test: setup lint
+test: setup lint test-numpy1
 	. ./env.sh && { python -m pytest vos_ros/test $(PYTEST_ARGS) || rc=$$?; } \
 		&& case "$${rc:-0}" in 0) ;; 5) echo "pytest collected no tests" >&2; exit 1 ;; *) exit "$$rc" ;; esac
 
-# The model, engine, converter and depth tests again with numpy 1.26 (Ubuntu 24.04's), in .venv-np1.
+# The model, engine, converter and depth tests again with numpy 1.26 (Ubuntu 24.04's), in .venv-np1
+# (part of make test: about 4 minutes on 2 busy cores, 80 s of CPU).
 test-numpy1: setup .venv-np1/.vos_requirements.stamp
-	scripts/test_numpy1.sh $(PYTEST_ARGS)
+	scripts/test_numpy1.sh $(NUMPY1_PYTEST_ARGS)
 
 .venv-np1/.vos_requirements.stamp: requirements/numpy1.txt requirements/core.txt requirements/ros-jazzy.txt \
 		requirements/lock.txt scripts/setup_venv_numpy1.sh
