@@ -44,6 +44,7 @@ from vos_ros.engine.errors import VosError
 from vos_ros.engine.fragments import FragmentFilter
 from vos_ros.engine.session import Session
 from vos_ros.model import VosNetwork, build_network
+from vos_ros.ros.continuity import PersistentState, StreamEvent, StreamWatch, resolution_change
 from vos_ros.ros.convert import ImageConversionError, image_to_rgb, labels_to_image, mask_to_labels
 from vos_ros.ros.depth import DepthError
 from vos_ros.ros.depth_fusion import DepthFusion
@@ -104,19 +105,16 @@ class VosNode(Node):
                 "a shared network was given: the config, weights and device parameters are unused"
             )
         self._device = str(network.device)
-        self._session = Session(
-            network,
-            max_objects=self._live["max_objects"],
-            lost_threshold=self._live["lost_threshold"],
-            short_side=self._live["short_side"] or None,
-            fragment_filter=self._fragment_filter(),
-        )
+        self._session = Session(network, **self._session_options())
         self._session_lock = threading.Lock()
         self._mask_stamp_ns = 0
         self._mask_applied = 0.0
-        self._mask_size: tuple[int, int] | None = None
         self._objects_tracked = 0
         self._objects_visible = 0
+        # faults (issue 24): tracking state kept on disk across restarts; time jumps and camera changes
+        self._persistent = PersistentState(self._live["state_dir"], self.get_logger().info, self.get_logger().warning)
+        self._stream = StreamWatch(self._live["max_forward_jump"])
+        self._restore_state(network)
 
         self._recent = RecentFrames(self._live["frame_buffer_size"])
         self._slot = NewestFrameSlot()
@@ -146,7 +144,11 @@ class VosNode(Node):
             event_callbacks=SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos),
             qos_overriding_options=overrides,
         )
-        self._depth = DepthFusion(self._live["depth_slop"]) if self._live["use_depth"] else None
+        self._depth = (
+            DepthFusion(self._live["depth_slop"], max_forward_jump_s=self._live["max_forward_jump"])
+            if self._live["use_depth"]
+            else None
+        )
         if self._depth is not None:
             self._markers = ObjectMarkers()
             self._cloud_pub = self.create_publisher(
@@ -215,6 +217,16 @@ class VosNode(Node):
             self._live[param.name] = param.value
             if param.name == "frame_buffer_size":
                 self._recent.resize(param.value)
+            elif param.name == "max_forward_jump":
+                self._stream.set_max_forward(param.value)
+
+    def _session_options(self) -> dict:
+        return {
+            "max_objects": self._live["max_objects"],
+            "lost_threshold": self._live["lost_threshold"],
+            "short_side": self._live["short_side"] or None,
+            "fragment_filter": self._fragment_filter(),
+        }
 
     def _fragment_filter(self) -> FragmentFilter | None:
         return FragmentFilter() if self._live["drop_fragments"] else None
@@ -247,7 +259,10 @@ class VosNode(Node):
             return
         stamp = stamp_to_ns(msg.header.stamp)
         delay_ms = (self.get_clock().now().nanoseconds - stamp) / 1e6
-        frame = Frame(header=msg.header, rgb=rgb, stamp_ns=stamp, delay_ms=delay_ms)
+        event = self._stream.observe(stamp, msg.header.frame_id)
+        if event.jump is not None or event.new_frame_id is not None:
+            self._on_stream_event(event)
+        frame = Frame(header=msg.header, rgb=rgb, stamp_ns=stamp, delay_ms=delay_ms, epoch=self._stream.epoch)
         self._recent.add(frame)
         self._slot.put(frame)
 
@@ -297,15 +312,10 @@ class VosNode(Node):
         with self._session_lock:
             if frame.received < self._mask_applied and frame.stamp_ns < self._mask_stamp_ns:
                 return  # arrived before a mask for a later frame: tracking has moved past it
+            if self._session.initialized and self._session.frame_size != (height, width):
+                self._on_resolution_change((height, width))  # carries the objects over, or resets
             if not self._session.initialized:
                 result = None
-            elif self._mask_size != (height, width):
-                self._counters.add("bad_frames")
-                self._warn(
-                    f"dropping a {width}x{height} frame: objects were given on a "
-                    f"{self._mask_size[1]}x{self._mask_size[0]} frame (send a new mask after a size change)"
-                )
-                return
             else:
                 self._queue_ms.add((time.monotonic() - frame.received) * 1000.0)
                 self._input_delay_ms.add(frame.delay_ms)
@@ -338,6 +348,9 @@ class VosNode(Node):
     def _publish_3d(self, frame: Frame, label_map: np.ndarray, objects, objects_msg) -> None:
         """Positions from the paired depth into ``objects_msg``; the cloud (while subscribed) and markers out."""
         want_cloud = self._cloud_pub.get_subscription_count() > 0
+        if frame.epoch != self._stream.epoch:  # the stamps jumped since this frame: no depth pairs with it
+            set_positions(objects_msg, {})
+            return
         located = self._depth.locate(
             frame.stamp_ns,
             label_map,
@@ -394,8 +407,8 @@ class VosNode(Node):
                 return response
             self._mask_stamp_ns = frame.stamp_ns
             self._mask_applied = time.monotonic()
-            self._mask_size = (height, width)
             self._objects_tracked = len(self._session.object_ids)
+            self._persistent.save(self._session)
         self._slot.discard_older_than(frame.stamp_ns)
         self._counters.add("masks_applied")
         response.success = True
@@ -413,6 +426,7 @@ class VosNode(Node):
                 return response
             remaining = self._session.object_ids
             self._objects_tracked = len(remaining)
+            self._persistent.save(self._session)
         response.success = True
         response.message = f"removed {removed}; tracking {remaining}"
         self.get_logger().info(response.message)
@@ -422,12 +436,45 @@ class VosNode(Node):
         with self._session_lock:
             forgotten = self._session.object_ids
             self._session.reset()
-            self._mask_size = None
+            self._persistent.clear()
             self._objects_tracked = self._objects_visible = 0
         response.success = True
         response.message = f"forgot objects {forgotten}; waiting for a new mask"
         self.get_logger().info(response.message)
         return response
+
+    # faults (issue 24): restarts, time jumps, camera changes -----------------------------------
+
+    def _restore_state(self, network: VosNetwork) -> None:
+        """Continue from the state saved in ``state_dir`` (when set and usable)."""
+        restored = self._persistent.restore(lambda state: Session.from_state(network, state, **self._session_options()))
+        if restored is not None:
+            self._session = restored
+            self._objects_tracked = len(restored.object_ids)
+
+    def _on_stream_event(self, event: StreamEvent) -> None:
+        """A time jump clears what pairs by stamp (objects stay); a new frame_id is logged once."""
+        if event.jump is not None:
+            self._recent.clear()
+            if self._depth is not None:
+                self._depth.clear()
+            self._counters.add("time_jumps")
+            self.get_logger().warning(
+                f"{event.jump.describe()} on {self._image_sub.topic_name}: cleared the recent frames"
+                f"{' and depth images' if self._depth is not None else ''}; objects kept, nothing is paired "
+                "across the jump"
+            )
+        if event.new_frame_id is not None:
+            self.get_logger().warning(
+                f"the frame_id of {self._image_sub.topic_name} changed from {event.new_frame_id[0]!r} to "
+                f"{event.new_frame_id[1]!r}; outputs carry the new one"
+            )
+
+    def _on_resolution_change(self, size: tuple[int, int]) -> None:
+        """Under the session lock: carry the objects over to the new size, or reset (per on_resolution_change)."""
+        if resolution_change(self._session, size, self._live["on_resolution_change"], self.get_logger().warning):
+            self._persistent.clear()
+            self._objects_tracked = self._objects_visible = 0
 
     # diagnostics -------------------------------------------------------------------------------
 

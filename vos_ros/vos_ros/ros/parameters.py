@@ -11,6 +11,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 
 from vos_ros.model import CONFIGS, DEFAULT_CONFIG
 from vos_ros.model.configs import MIN_SHORT_SIDE
+from vos_ros.ros.continuity import RESOLUTION_CHANGE_CHOICES
 
 CONFIG_NAMES = tuple(CONFIGS)
 
@@ -35,6 +36,12 @@ def _short_side(value: int) -> str | None:
 
 def _device(value: str) -> str | None:
     return None if _DEVICE.match(value) else f"device {value!r} is not auto, cpu, cuda or cuda:N"
+
+
+def _resolution_change(value: str) -> str | None:
+    if value in RESOLUTION_CHANGE_CHOICES:
+        return None
+    return f"on_resolution_change {value!r} is not one of {', '.join(RESOLUTION_CHANGE_CHOICES)}"
 
 
 @dataclass(frozen=True)
@@ -167,6 +174,26 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         int_range=(1, 1_000_000),
     ),
     ParamSpec("cloud_stride", 2, "Pixel stride of the object points in ~/objects_cloud.", int_range=(1, 64)),
+    ParamSpec(
+        "state_dir",
+        "",
+        "Directory where the tracking state (anchors, objects, labels, ages) is kept across restarts, "
+        "written atomically when the objects change; empty: no state is kept.",
+        read_only=True,
+    ),
+    ParamSpec(
+        "max_forward_jump",
+        10.0,
+        "Seconds between consecutive image stamps above which time is taken to have jumped forwards "
+        "(backwards always counts): recent frames and depth images are cleared, objects kept; 0: never.",
+        float_range=(0.0, 1e9),
+    ),
+    ParamSpec(
+        "on_resolution_change",
+        "resize",
+        "What a change of the image size does to the tracked objects: resize (carried over) or reset (forgotten).",
+        check=_resolution_change,
+    ),
 )
 
 SPECS = {spec.name: spec for spec in PARAMETERS}
