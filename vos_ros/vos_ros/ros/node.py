@@ -44,6 +44,7 @@ from vos_ros.engine.errors import VosError
 from vos_ros.engine.fragments import FragmentFilter
 from vos_ros.engine.session import Session
 from vos_ros.model import VosNetwork, build_network
+from vos_ros.ros.allocator import retain_freed_memory
 from vos_ros.ros.continuity import PersistentState, StreamEvent, StreamWatch, resolution_change
 from vos_ros.ros.convert import ImageConversionError, image_to_rgb, labels_to_image, mask_to_labels
 from vos_ros.ros.depth import DepthError
@@ -534,6 +535,7 @@ def main(args=None) -> int:
     shutdown is the same orderly sequence however it is asked for: stop the executor, finish the
     frame in progress, join the worker, destroy the node.
     """
+    retained = retain_freed_memory()  # before the first frame: no per-frame RSS swing (ros/allocator.py)
     stop = threading.Event()
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -543,6 +545,8 @@ def main(args=None) -> int:
         except (ParameterException, VosError, ValueError, OSError) as error:
             rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {error}")
             return 1
+        if retained:
+            node.get_logger().info(retained)
         executor = MultiThreadedExecutor(num_threads=4)
         executor.add_node(node)
         spinner = threading.Thread(target=_spin, args=(executor, stop), name="vos-executor")

@@ -153,7 +153,9 @@ class Churn:
                 response = self.client.remove_objects([self.object_id], timeout=30.0)
                 self.removes += 1
             else:
-                stamp, index = published[-2] if len(published) > 1 else published[-1]
+                answered = self.client.labels.received_ns
+                # a frame the node has answered is in its recent frames (a published one may have been lost)
+                stamp, index = next(((s, i) for s, i in reversed(published[-90:]) if s in answered), published[-1])
                 mask = np.where(self.clip.labels[index] == self.object_id, self.object_id, 0).astype(np.uint16)
                 header = make_header(stamp)
                 response = self.client.set_initial_mask(labels_to_image(mask, header), append=True, timeout=30.0)
