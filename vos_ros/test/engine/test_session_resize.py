@@ -45,3 +45,15 @@ def test_objects_are_carried_over_to_a_new_size(matching_network, new_size):
     result = session.step(clip.frames[11])
     assert result.label_map.shape == SIZE
     assert iou(result.label_map == 1, clip.labels[11] == 1) >= 0.5
+
+
+def test_a_4k_frame_mid_stream(matching_network):
+    clip = make_clip(num_objects=2, num_frames=3, size=SIZE, seed=7)
+    session = Session(matching_network, short_side=SHORT_SIDE)
+    session.set_mask(clip.frames[0], clip.labels[0])
+    session.step(clip.frames[1])
+    frame, truth = resized(clip, 2, (2160, 3840))
+    result = session.step(frame)
+    assert result.label_map.shape == (2160, 3840) and [o.id for o in result.objects] == [1, 2]
+    for k in (1, 2):
+        assert iou(result.label_map == k, truth == k) >= 0.5, k

@@ -111,3 +111,18 @@ def test_resolution_change_resizes_or_resets(matching_network, clip):
     assert "160x120 -> 320x240" in warning[-1] and session.object_ids == [1, 2]
     assert resolution_change(session, (240, 320), RESET, warning)
     assert "forgot objects [1, 2]" in warning[-1] and not session.initialized
+
+
+def test_any_error_restoring_a_state_starts_the_node_empty(matching_network, clip, tmp_path):
+    info, warning = Log(), Log()
+    persistent = PersistentState(str(tmp_path), info, warning)
+    session = Session(matching_network, short_side=192)
+    session.set_mask(clip.frames[0], clip.labels[0])
+    persistent.save(session)
+
+    def broken(state):
+        raise RuntimeError("tensor on a vanished device")
+
+    assert persistent.restore(broken) is None
+    assert "RuntimeError: tensor on a vanished device" in warning[-1]
+    assert not (tmp_path / META_FILE).exists() and len(list(tmp_path.iterdir())) == 2

@@ -166,3 +166,20 @@ def test_frame_id_and_resolution_changes(node, clip):
     assert labels.shape == (HEIGHT, WIDTH) and not labels.any()
     assert node.tracked(stamp(19)).objects == []
     assert "forgot objects [1, 2] (on_resolution_change=reset)" in log_text(node)
+
+
+def test_too_many_objects_and_a_burst_of_frames(node, clip):
+    base = time.time_ns() + 3000 * 10**9
+    send(node, clip.frames[20], base)
+    many = (np.arange(HEIGHT * WIDTH).reshape(HEIGHT, WIDTH) % 300 + 1).astype(np.uint16)  # ids 1..300
+    refused = node.set_initial_mask(many, base)
+    assert not refused.success and "300 objects exceed the limit of 64" in refused.message
+
+    assert node.set_initial_mask(clip.labels[20], base, labels=["disc", "box"]).success
+    stamps = [base + (t + 1) * 1000 for t in range(300)]  # a network stall released: 300 frames at once
+    for t, stamp in enumerate(stamps):
+        node.publish_frame(clip.frames[21 + t % 30], stamp)
+    assert node.wait(lambda: stamps[-1] in node.labels, 30.0), "the newest frame of the burst is answered"
+    assert sum(s in node.labels for s in stamps) < len(stamps), "the burst was not queued frame by frame"
+    labels = send(node, clip.frames[52], base + 10**9)
+    assert [o.id for o in node.tracked(base + 10**9).objects] == [1, 2] and labels.shape == (HEIGHT, WIDTH)

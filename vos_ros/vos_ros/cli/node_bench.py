@@ -102,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"latency p50 first {result['latency_edge_s']:g} s {result['latency_p50_first_ms']:.1f} ms, last "
         f"{result['latency_p50_last_ms']:.1f} ms ({result['latency_p50_change_pct']:+.1f} %); frames unanswered "
-        f"{result['frames_unanswered']}, dropped by the node {result['frames_dropped_by_node']}, "
-        f"lost {result['frames_lost']}; churn {result['churn']['removes']} removes, {result['churn']['adds']} adds, "
+        f"{result['frames_unanswered']} (the node received {result['frames_received_by_node']}, dropped "
+        f"{result['frames_dropped_by_node']} for newer ones, lost {result['frames_lost']}); churn {result['churn']['removes']} removes, {result['churn']['adds']} adds, "
         f"{len(result['churn']['failures'])} failures" + (f"; plot {result['plot']}" if "plot" in result else "")
     )
     if args.json:

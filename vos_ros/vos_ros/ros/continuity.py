@@ -48,14 +48,18 @@ class PersistentState:
                 self._info(f"state_dir {self.store.directory}: no saved state, starting empty")
                 return None
             session = make_session(state)
-        except StateError as error:
+            restored = state.describe()
+        except (StateError, ValueError, TypeError, KeyError, IndexError, RuntimeError) as error:
+            # StateError names what is wrong; anything else that a state passing validation still
+            # trips in the engine is refused the same way: the node starts, empty
+            reason = str(error) if isinstance(error, StateError) else f"{type(error).__name__}: {error}"
             moved = self._move_aside()
             self._warning(
-                f"state_dir {self.store.directory}: refusing the saved state ({error}); "
+                f"state_dir {self.store.directory}: refusing the saved state ({reason}); "
                 f"kept aside as {moved}; starting with no objects"
             )
             return None
-        self._info(f"state_dir {self.store.directory}: restored {state.describe()}")
+        self._info(f"state_dir {self.store.directory}: restored {restored}")
         return session
 
     def save(self, session: Session) -> None:

@@ -155,7 +155,7 @@ class Churn:
             else:
                 answered = self.client.labels.received_ns
                 # a frame the node has answered is in its recent frames (a published one may have been lost)
-                stamp, index = next(((s, i) for s, i in reversed(published[-90:]) if s in answered), published[-1])
+                stamp, index = next(((s, i) for s, i in reversed(published) if s in answered), published[-1])
                 mask = np.where(self.clip.labels[index] == self.object_id, self.object_id, 0).astype(np.uint16)
                 header = make_header(stamp)
                 response = self.client.set_initial_mask(labels_to_image(mask, header), append=True, timeout=30.0)
@@ -336,8 +336,18 @@ def _summarise(options, published, answered, diagnostics, memory: MemorySampler,
     first = [(answered[s] - s) / 1e6 for s in warm if s in answered and s < warm[0] + edge * 1e9] if warm else []
     last = [(answered[s] - s) / 1e6 for s in warm if s in answered and s >= warm[-1] - edge * 1e9] if warm else []
     p50_first, p50_last = percentiles(first)["p50"], percentiles(last)["p50"]
-    dropped = [int(d.values["frames_dropped"]) for d in diagnostics if "frames_dropped" in d.values]
+    final = diagnostics[-1].values if diagnostics else {}
+    counts = {key: int(final[key]) for key in ("frames_received", "frames_dropped", "bad_frames") if key in final}
     unanswered = len(published) - sum(s in answered for s in published)
+    # received by the node, then neither answered nor replaced by a newer frame nor refused as bad
+    lost = (
+        counts["frames_received"]
+        - len(answered)  # every answer, the first frame's included
+        - counts["frames_dropped"]
+        - counts["bad_frames"]
+        if len(counts) == 3
+        else None
+    )
     return {
         "options": asdict(options),
         "frames_published": len(published),
@@ -380,8 +390,9 @@ def _summarise(options, published, answered, diagnostics, memory: MemorySampler,
         "latency_p50_last_ms": p50_last,
         "latency_p50_change_pct": 100.0 * (p50_last - p50_first) / p50_first if p50_first else math.nan,
         "frames_unanswered": unanswered,
-        "frames_dropped_by_node": dropped[-1] if dropped else None,
-        "frames_lost": unanswered - dropped[-1] if dropped else None,
+        "frames_received_by_node": counts.get("frames_received"),
+        "frames_dropped_by_node": counts.get("frames_dropped"),
+        "frames_lost": lost,
         "load_average": os.getloadavg(),
         "node_exit_code": exit_code,
     }
