@@ -28,7 +28,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", default="matching", help="network config (default matching)")
     parser.add_argument("--short-side", type=int, default=0, help="network short side; 0: the config's own")
     parser.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N (default cpu)")
+    parser.add_argument(
+        "--churn", type=float, default=0.0, help="remove or re-add an object every this many seconds (default 0: off)"
+    )
+    parser.add_argument("--rss-interval", type=_positive, default=0.05, help="seconds between RSS samples (0.05)")
+    parser.add_argument("--window", type=_positive, default=10.0, help="seconds per memory/latency window (10)")
     parser.add_argument("--json", type=Path, help="write the figures to this file")
+    parser.add_argument(
+        "--plot", type=Path, help="write a PNG of memory and latency over the run (default: beside --json)"
+    )
     parser.add_argument("--node-args", nargs=argparse.REMAINDER, default=[], help="extra --ros-args for vos_node")
     return parser
 
@@ -37,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.warmup < 0 or args.warmup >= args.duration:
         build_parser().error("--warmup must be in [0, duration)")
+    if args.churn < 0:
+        build_parser().error("--churn must be >= 0")
+    plot = args.plot or (args.json.with_suffix(".png") if args.json else None)
     from vos_ros.tools.node_bench import BenchOptions, run_node_bench
 
     options = BenchOptions(
@@ -50,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         short_side=args.short_side,
         device=args.device,
         node_args=tuple(args.node_args),
+        churn=args.churn,
+        rss_interval=args.rss_interval,
+        window=args.window,
+        plot=str(plot) if plot else None,
     )
     try:
         result = run_node_bench(options, progress=lambda line: print(line, file=sys.stderr))
@@ -75,6 +90,21 @@ def main(argv: list[str] | None = None) -> int:
         f"node RSS MiB: after warm-up {rss['after_warmup']:.1f}, end {rss['end']:.1f}, max {rss['max']:.1f}, "
         f"slope {rss['slope_mb_per_min']:+.2f} MiB/min (second half {rss['second_half_slope_mb_per_min']:+.2f}), "
         "median per third " + ", ".join(f"{v:.1f}" for v in rss["median_by_third"])
+    )
+    memory = result["memory"]
+    print(
+        f"node RSS per {memory['window_s']:g} s window ({memory['peak_source']}): peak max {memory['peak_mb_max']:.1f}, "
+        f"trough min {memory['trough_mb_min']:.1f}, swing median {memory['swing_mb_median']:.1f} "
+        f"max {memory['swing_mb_max']:.1f} MiB; peak slope over the last two thirds "
+        f"{memory['peak_slope_last_two_thirds_mb_per_min']:+.2f} MiB/min "
+        f"({memory['peak_growth_last_two_thirds_mb']:+.1f} MiB over {memory['windows_in_fit']} windows)"
+    )
+    print(
+        f"latency p50 first {result['latency_edge_s']:g} s {result['latency_p50_first_ms']:.1f} ms, last "
+        f"{result['latency_p50_last_ms']:.1f} ms ({result['latency_p50_change_pct']:+.1f} %); frames unanswered "
+        f"{result['frames_unanswered']} (the node received {result['frames_received_by_node']}, dropped "
+        f"{result['frames_dropped_by_node']} for newer ones, lost {result['frames_lost']}); churn {result['churn']['removes']} removes, {result['churn']['adds']} adds, "
+        f"{len(result['churn']['failures'])} failures" + (f"; plot {result['plot']}" if "plot" in result else "")
     )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,18 @@ from vos_ros.engine.fragments import FragmentFilter
 from vos_ros.engine.memory import ReferenceMemory
 from vos_ros.engine.objects import ObjectManager
 from vos_ros.engine.result import FrameResult, ObjectResult
-from vos_ros.model.network import Reference, VosNetwork
+from vos_ros.engine.state import (
+    STATE_FORMAT,
+    STATE_VERSION,
+    TENSOR_FIELDS,
+    SessionState,
+    StateError,
+    check_identity,
+    network_identity,
+    tensor_to_array,
+    validate,
+)
+from vos_ros.model.network import EncodedFrame, Reference, VosNetwork
 
 MAX_OBJECT_ID = 65535
 MIN_IMAGE_SIDE = 16
@@ -52,12 +63,30 @@ def check_image(image: np.ndarray) -> None:
         )
 
 
+def _resized_reference(reference: Reference, size: tuple[int, int]) -> Reference:
+    """The previous-frame reference on another grid (the input size changed): keys and instance
+    embeddings resampled and re-normalised, soft labels resampled. Only the fields that the
+    network reads from a previous frame are resampled."""
+
+    def resample(tensor: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(tensor[None], size=size, mode="bilinear", align_corners=False)[0]
+
+    frame = reference.frame
+    key = F.normalize(resample(frame.key), dim=0)
+    instance = key if frame.instance is frame.key else F.normalize(resample(frame.instance), dim=0)
+    probs = resample(reference.probs)
+    probs = probs / probs.sum(0, keepdim=True).clamp_min(1e-6)
+    return Reference(EncodedFrame(key=key, instance=instance, skip=frame.skip, hidden=frame.hidden), probs)
+
+
 class Session:
     """Tracks the objects of one stream: ``set_mask`` once, then ``step`` every frame.
 
     Any number of sessions may share one network. A session is not thread-safe: callers that
     use it from several threads serialise the calls. ``fragment_filter`` (None to switch it off)
-    drops the small detached pieces of an object that appear away from where it was.
+    drops the small detached pieces of an object that appear away from where it was. The input
+    size may change mid-stream: the objects are carried over (the previous frame is resampled to
+    the new grid; the anchors are matched at any size).
     """
 
     def __init__(
@@ -131,6 +160,8 @@ class Session:
             return FrameResult(label_map=labels, objects=[], frame_index=self.frame_index)
         with self._inference():
             frame = self.network.encode(self._to_tensor(image))
+            if self.memory.previous.frame.size != frame.size:  # the input size changed mid-stream
+                self.memory.previous = _resized_reference(self.memory.previous, frame.size)
             output = self.network.segment(frame, self.memory.anchors, self.memory.previous)
             probs = output.log_probs.float().exp()
             if self.fragment_filter is not None:
@@ -160,6 +191,98 @@ class Session:
     def reset(self) -> None:
         """Forget every object and reference; the next call must be ``set_mask``."""
         self._clear()
+
+    @property
+    def frame_size(self) -> tuple[int, int] | None:
+        """(height, width) of the frames the session works on now (None before a mask)."""
+        return None if self._last_labels is None else tuple(self._last_labels.shape)
+
+    def state(self) -> SessionState:
+        """The tracking state as plain arrays + a JSON-able dict (see vos_ros.engine.state).
+
+        ``Session.from_state(network, session.state())`` continues exactly where this session is:
+        its next frame gives the same output. Raises NotInitializedError before a mask.
+        """
+        if not self.initialized:
+            raise NotInitializedError("no state before set_mask(): there is nothing tracked")
+        arrays: dict[str, np.ndarray] = {"last_labels": self._last_labels.astype(np.uint16, copy=True)}
+
+        def describe(reference: Reference, name: str) -> dict:
+            frame = reference.frame
+            arrays[f"{name}.probs"] = tensor_to_array(reference.probs)
+            arrays[f"{name}.key"] = tensor_to_array(frame.key)
+            arrays[f"{name}.skip"] = tensor_to_array(frame.skip)
+            if frame.instance is not frame.key:
+                arrays[f"{name}.instance"] = tensor_to_array(frame.instance)
+            if frame.hidden is not None:
+                arrays[f"{name}.hidden"] = tensor_to_array(frame.hidden)
+            return {
+                "name": name,
+                "foreground_only": bool(reference.foreground_only),
+                "key": "array",
+                "instance": "key" if frame.instance is frame.key else "array",
+                "skip": "array",
+                "hidden": None if frame.hidden is None else "array",
+            }
+
+        anchors = [describe(anchor, f"anchor{i}") for i, anchor in enumerate(self.memory.anchors)]
+        previous_anchor = next((i for i, a in enumerate(self.memory.anchors) if a is self.memory.previous), None)
+        previous = None if previous_anchor is not None else describe(self.memory.previous, "previous")
+        meta = {
+            "format": STATE_FORMAT,
+            "version": STATE_VERSION,
+            "saved_at": time.time(),
+            "network": network_identity(self.network),
+            "short_side": self.short_side,
+            "frame_size": list(self._last_labels.shape),
+            "frame_index": self.frame_index,
+            "objects": [
+                {"id": i, "label": self.objects.label(i), "added": self.objects.added_at(i)} for i in self.objects.ids
+            ],
+            "anchors": anchors,
+            "previous": previous,
+            "previous_anchor": previous_anchor,
+        }
+        return SessionState(meta=meta, arrays=arrays)
+
+    @classmethod
+    def from_state(cls, network: VosNetwork, state: SessionState, **options) -> Session:
+        """A session over ``network`` that continues from ``state`` (``options`` as for ``Session()``).
+
+        Raises StateError when the state is malformed or was written by another config, other
+        weights or at another short side, or holds more objects than ``max_objects``.
+        """
+        validate(state)
+        session = cls(network, **options)
+        check_identity(state, network, session.short_side)
+        meta = state.meta
+        if len(meta["objects"]) > session.max_objects:
+            raise StateError(f"the state tracks {len(meta['objects'])} objects, max_objects is {session.max_objects}")
+        device = network.device
+
+        def tensor(name: str) -> torch.Tensor:
+            return torch.from_numpy(np.array(state.arrays[name], copy=True)).to(device)
+
+        def reference(ref: dict) -> Reference:
+            name = ref["name"]
+            fields = {f: tensor(f"{name}.{f}") if ref[f] == "array" else None for f in TENSOR_FIELDS}
+            if ref["instance"] == "key":
+                fields["instance"] = fields["key"]
+            return Reference(
+                frame=EncodedFrame(**fields), probs=tensor(f"{name}.probs"), foreground_only=ref["foreground_only"]
+            )
+
+        anchors = [reference(ref) for ref in meta["anchors"]]
+        index = meta.get("previous_anchor")
+        if meta["previous"] is None and not (isinstance(index, int) and 0 <= index < len(anchors)):
+            raise StateError(f"the state's previous frame refers to anchor {index!r} of {len(anchors)}")
+        session.memory.anchors = anchors[-session.memory.max_anchors :]
+        session.memory.previous = anchors[index] if meta["previous"] is None else reference(meta["previous"])
+        for obj in meta["objects"]:
+            session.objects.add({int(obj["id"]): str(obj["label"])}, int(obj["added"]))
+        session.frame_index = int(meta["frame_index"])
+        session._last_labels = np.array(state.arrays["last_labels"], dtype=np.uint16, copy=True)
+        return session
 
     def _clear(self) -> None:
         self.objects.clear()
@@ -201,8 +324,10 @@ class Session:
 
     def _merge_with_last(self, label_map: np.ndarray, ids: list[int], size: tuple[int, int]) -> np.ndarray:
         """The new mask over the last prediction of the other tracked objects."""
-        if self._last_labels is None or self._last_labels.shape != size:
+        if self._last_labels is None:
             return label_map
+        if self._last_labels.shape != size:  # the input size changed since the last frame
+            self._last_labels = cv2.resize(self._last_labels, size[::-1], interpolation=cv2.INTER_NEAREST)
         previous = np.where(np.isin(self._last_labels, ids), 0, self._last_labels)
         return np.where(label_map != 0, label_map, previous)
 

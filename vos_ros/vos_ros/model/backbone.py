@@ -50,6 +50,29 @@ def _bn(channels: int) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(channels, eps=BN_EPS, momentum=BN_MOMENTUM)
 
 
+def _in_place(x: torch.Tensor) -> bool:
+    """Whether ``x`` may be overwritten: CPU inference (no autograd) on a contiguous tensor."""
+    return not torch.is_grad_enabled() and x.device.type == "cpu" and x.is_contiguous()
+
+
+def bn_act(bn: nn.BatchNorm2d, x: torch.Tensor, relu6: bool = True) -> torch.Tensor:
+    """``relu6(bn(x))`` (or ``bn(x)``) where ``x`` is a fresh temporary that nobody else holds.
+
+    In CPU inference both run in place: the same batch-norm kernel (native_batch_norm) and the
+    same clamp write where they read, so the values are bit-identical while no second
+    activation-sized buffer is allocated (at 640x480 the stride-2 activations are 33 MB each).
+    """
+    if bn.training or not _in_place(x):
+        y = bn(x)
+        return F.relu6(y) if relu6 else y
+    empty = x.new_empty(0)
+    torch.ops.aten.native_batch_norm.out(
+        x, bn.weight, bn.bias, bn.running_mean, bn.running_var, False, 0.0, bn.eps,
+        out=x, save_mean=empty, save_invstd=x.new_empty(0),
+    )  # fmt: skip
+    return F.relu6(x, inplace=True) if relu6 else x
+
+
 class MBConvBlock(nn.Module):
     """Inverted residual block without squeeze-excitation (the "lite" variant), ReLU6."""
 
@@ -67,10 +90,12 @@ class MBConvBlock(nn.Module):
         self.residual = stride == 1 and in_ch == out_ch
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.relu6(self._bn0(self._expand_conv(x))) if self.has_expand else x
-        y = F.relu6(self._bn1(self._depthwise_conv(y)))
-        y = self._bn2(self._project_conv(y))
-        return y + x if self.residual else y
+        y = bn_act(self._bn0, self._expand_conv(x)) if self.has_expand else x
+        y = bn_act(self._bn1, self._depthwise_conv(y))
+        y = bn_act(self._bn2, self._project_conv(y), relu6=False)
+        if not self.residual:
+            return y
+        return y.add_(x) if _in_place(y) else y + x
 
 
 class EfficientNetLite0(nn.Module):
@@ -143,7 +168,7 @@ class Backbone(nn.Module):
         """Features by stride; the stem and the first ``frozen_blocks`` blocks run without autograd."""
         grad = torch.is_grad_enabled()
         with torch.set_grad_enabled(grad and frozen_blocks == 0):
-            x = F.relu6(self._bn0(self._conv_stem(rgb * 2.0 - 1.0)))
+            x = bn_act(self._bn0, self._conv_stem(rgb * 2.0 - 1.0))
         features = {}
         for index, block in enumerate(self._blocks):
             with torch.set_grad_enabled(grad and index >= frozen_blocks):

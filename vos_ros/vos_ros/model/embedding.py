@@ -18,6 +18,13 @@ import torch.nn.functional as F
 from torch import nn
 
 NO_MATCH = -1.0
+# Most bytes of query-reference similarities held at once by match_global (the whole N x M
+# matrix was some 115 MB per frame at 640x480 with the full config).
+MATCH_CHUNK_BYTES = 16 * 1024 * 1024
+# Fewest query pixels per chunk: thin products take other BLAS kernels (matrix-vector, small-matrix
+# paths) whose rounding differs from the whole product's; at 256 rows and more the chunked
+# results were bit-identical to the whole matrix's on DAVIS frames.
+MIN_CHUNK_ROWS = 256
 
 
 @dataclass
@@ -53,17 +60,38 @@ def backbone_embedding(f8: torch.Tensor, f16: torch.Tensor) -> torch.Tensor:
     return F.normalize(torch.cat([F.normalize(f8, dim=1), F.normalize(up, dim=1)], dim=1), dim=1)
 
 
-def match_global(query: torch.Tensor, keys: torch.Tensor, probs: torch.Tensor, num_fg: int, topk: int) -> MatchResult:
+def match_global(
+    query: torch.Tensor,
+    keys: torch.Tensor,
+    probs: torch.Tensor,
+    num_fg: int,
+    topk: int,
+    chunk_bytes: int | None = None,
+) -> MatchResult:
     """Match query pixels [C, N] against reference pixels [C, M] sorted foreground first.
 
     ``probs`` [K+1, M] are the reference soft labels; the first ``num_fg`` columns are the
-    foreground pixels (any object), the rest background.
+    foreground pixels (any object), the rest background. The N x M similarity matrix is never
+    held whole: query pixels go in chunks of at least MIN_CHUNK_ROWS whose similarities take about
+    ``chunk_bytes`` (default MATCH_CHUNK_BYTES). Every result is per query pixel, so chunks change
+    nothing but the BLAS call shapes. Autograd works through the chunks as through the whole.
     """
-    sim = query.t() @ keys
-    fg_sim = sim[:, :num_fg].amax(1) if num_fg else sim.new_full((sim.shape[0],), NO_MATCH)
-    bg_sim = sim[:, num_fg:].amax(1) if num_fg < sim.shape[1] else sim.new_full((sim.shape[0],), NO_MATCH)
-    cand_sim, index = sim.topk(min(topk, sim.shape[1]), dim=1)
-    return MatchResult(fg_sim, bg_sim, cand_sim, probs[:, index])
+    budget = MATCH_CHUNK_BYTES if chunk_bytes is None else chunk_bytes
+    columns = keys.shape[1]
+    rows = max(MIN_CHUNK_ROWS, budget // max(1, columns * keys.element_size()))
+    k = min(topk, columns)
+    fg, bg, cand, indices = [], [], [], []
+    queries = query.t()
+    for start in range(0, queries.shape[0], rows):
+        sim = queries[start : start + rows] @ keys
+        fg.append(sim[:, :num_fg].amax(1) if num_fg else sim.new_full((sim.shape[0],), NO_MATCH))
+        bg.append(sim[:, num_fg:].amax(1) if num_fg < columns else sim.new_full((sim.shape[0],), NO_MATCH))
+        values, index = sim.topk(k, dim=1)
+        cand.append(values)
+        indices.append(index)
+        del sim
+    index = torch.cat(indices)
+    return MatchResult(torch.cat(fg), torch.cat(bg), torch.cat(cand), probs[:, index])
 
 
 def _tiles(x: torch.Tensor, tile: int) -> torch.Tensor:

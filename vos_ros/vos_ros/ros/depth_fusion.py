@@ -21,7 +21,7 @@ from vos_ros.ros.depth import (
     labels_at,
     locate_objects,
 )
-from vos_ros.ros.stamp_pairing import StampBuffer
+from vos_ros.ros.stamp_pairing import JumpDetector, StampBuffer
 from vos_ros.ros.stamps import format_stamp
 
 DEPTH_BUFFER_SIZE = 30  # depth images kept for pairing: about one second of a 30 Hz camera
@@ -38,8 +38,9 @@ class Located:
 class DepthFusion:
     """Registered depth and the colour CameraInfo -> positions and points of a frame's objects."""
 
-    def __init__(self, slop_s: float, capacity: int = DEPTH_BUFFER_SIZE):
+    def __init__(self, slop_s: float, capacity: int = DEPTH_BUFFER_SIZE, max_forward_jump_s: float = 0.0):
         self._depths: StampBuffer[np.ndarray] = StampBuffer(capacity, round(slop_s * 1e9))
+        self._jumps = JumpDetector(round(max_forward_jump_s * 1e9))
         self._lock = threading.Lock()
         self._intrinsics: Intrinsics | None = None
         self._info_problem = "no CameraInfo received yet"
@@ -52,7 +53,15 @@ class DepthFusion:
 
     def add_depth(self, msg, stamp_ns: int) -> None:
         """Decode and keep a depth image; raises DepthError (naming the problem) for one that cannot be used."""
-        self._depths.add(stamp_ns, depth_to_metres(msg))
+        depth = depth_to_metres(msg)
+        if self._jumps.check(stamp_ns) is not None:
+            self._depths.clear()  # depth stamps jumped: nothing from before may pair with frames after
+        self._depths.add(stamp_ns, depth)
+
+    def clear(self) -> None:
+        """Forget every buffered depth image (the image stamps jumped)."""
+        self._depths.clear()
+        self._jumps.forget()
 
     def set_camera_info(self, msg, geometry: str = "raw") -> None:
         """Take the intrinsics of a CameraInfo (``geometry``: raw, K and D; rectified, P: see

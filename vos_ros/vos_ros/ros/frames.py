@@ -20,13 +20,15 @@ from vos_ros.ros.stamps import format_stamp
 @dataclass(frozen=True)
 class Frame:
     """One decoded input image: its message header, RGB pixels, stamp in nanoseconds, arrival time
-    (monotonic) and how long after its stamp it arrived (ms, on the node's clock)."""
+    (monotonic), how long after its stamp it arrived (ms, on the node's clock) and its time epoch
+    (the number of time jumps seen before it: frames of different epochs are never paired)."""
 
     header: object
     rgb: np.ndarray
     stamp_ns: int
     received: float = field(default_factory=time.monotonic)
     delay_ms: float = 0.0
+    epoch: int = 0
 
 
 class RecentFrames:

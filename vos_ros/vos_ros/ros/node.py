@@ -46,6 +46,8 @@ from vos_ros.engine.errors import VosError
 from vos_ros.engine.fragments import FragmentFilter
 from vos_ros.engine.session import Session
 from vos_ros.model import VosNetwork, build_network
+from vos_ros.ros.allocator import retain_freed_memory
+from vos_ros.ros.continuity import PersistentState, StreamEvent, StreamWatch, resolution_change
 from vos_ros.ros.convert import ImageConversionError, image_to_rgb, labels_to_image, mask_to_labels
 from vos_ros.ros.depth import DepthError
 from vos_ros.ros.depth_fusion import DepthFusion
@@ -133,9 +135,11 @@ class VosNode(LifecycleNode):
         self._session_lock = threading.Lock()
         self._mask_stamp_ns = 0
         self._mask_applied = 0.0
-        self._mask_size: tuple[int, int] | None = None
         self._objects_tracked = 0
         self._objects_visible = 0
+        # faults (issue 24): tracking state kept on disk across restarts; time jumps and camera changes
+        self._persistent = PersistentState(self._live["state_dir"], self.get_logger().info, self.get_logger().warning)
+        self._stream = StreamWatch(self._live["max_forward_jump"])
 
         self._recent = RecentFrames(self._live["frame_buffer_size"])
         self._slot = NewestFrameSlot()
@@ -234,13 +238,7 @@ class VosNode(LifecycleNode):
             if problem is not None:
                 raise ConfigureError(problem)
             network = self._shared_network if self._shared_network is not None else self._build_network()
-            session = Session(
-                network,
-                max_objects=self._live["max_objects"],
-                lost_threshold=self._live["lost_threshold"],
-                short_side=self._live["short_side"] or None,
-                fragment_filter=self._fragment_filter(),
-            )
+            session = Session(network, **self._session_options())
         except Exception as error:  # any reason is reported; the node stays unconfigured
             known = isinstance(error, (ConfigureError, VosError))
             self._configure_error = str(error) if known else f"{type(error).__name__}: {error}"
@@ -253,6 +251,7 @@ class VosNode(LifecycleNode):
             self._session = session
             self._mask_size = None
             self._objects_tracked = self._objects_visible = 0
+            self._restore_state(network)  # objects kept in state_dir across a restart, if any
         self._consecutive_failures = 0
 
         overrides = QoSOverridingOptions.with_default_policies()
@@ -267,7 +266,7 @@ class VosNode(LifecycleNode):
         )
         self._output_pubs = [self._labels_pub, self._objects_pub, self._overlay_pub]
         if self._live["use_depth"]:
-            self._depth = DepthFusion(self._live["depth_slop"])
+            self._depth = DepthFusion(self._live["depth_slop"], max_forward_jump_s=self._live["max_forward_jump"])
             self._markers = ObjectMarkers()
             self._cloud_pub = self.create_lifecycle_publisher(
                 PointCloud2, "~/objects_cloud", OUTPUT_QOS, qos_overriding_options=overrides
@@ -421,6 +420,16 @@ class VosNode(LifecycleNode):
             self._live[param.name] = param.value
             if param.name == "frame_buffer_size":
                 self._recent.resize(param.value)
+            elif param.name == "max_forward_jump":
+                self._stream.set_max_forward(param.value)
+
+    def _session_options(self) -> dict:
+        return {
+            "max_objects": self._live["max_objects"],
+            "lost_threshold": self._live["lost_threshold"],
+            "short_side": self._live["short_side"] or None,
+            "fragment_filter": self._fragment_filter(),
+        }
 
     def _fragment_filter(self) -> FragmentFilter | None:
         return FragmentFilter() if self._live["drop_fragments"] else None
@@ -453,7 +462,10 @@ class VosNode(LifecycleNode):
             return
         stamp = stamp_to_ns(msg.header.stamp)
         delay_ms = (self.get_clock().now().nanoseconds - stamp) / 1e6
-        frame = Frame(header=msg.header, rgb=rgb, stamp_ns=stamp, delay_ms=delay_ms)
+        event = self._stream.observe(stamp, msg.header.frame_id)
+        if event.jump is not None or event.new_frame_id is not None:
+            self._on_stream_event(event)
+        frame = Frame(header=msg.header, rgb=rgb, stamp_ns=stamp, delay_ms=delay_ms, epoch=self._stream.epoch)
         self._recent.add(frame)
         self._slot.put(frame)
 
@@ -515,15 +527,10 @@ class VosNode(LifecycleNode):
                 return  # deactivated meanwhile
             if frame.received < self._mask_applied and frame.stamp_ns < self._mask_stamp_ns:
                 return  # arrived before a mask for a later frame: tracking has moved past it
+            if self._session.initialized and self._session.frame_size != (height, width):
+                self._on_resolution_change((height, width))  # carries the objects over, or resets
             if not self._session.initialized:
                 result = None
-            elif self._mask_size != (height, width):
-                self._counters.add("bad_frames")
-                self._warn(
-                    f"dropping a {width}x{height} frame: objects were given on a "
-                    f"{self._mask_size[1]}x{self._mask_size[0]} frame (send a new mask after a size change)"
-                )
-                return
             else:
                 self._queue_ms.add((time.monotonic() - frame.received) * 1000.0)
                 self._input_delay_ms.add(frame.delay_ms)
@@ -556,6 +563,9 @@ class VosNode(LifecycleNode):
     def _publish_3d(self, frame: Frame, label_map: np.ndarray, objects, objects_msg) -> None:
         """Positions from the paired depth into ``objects_msg``; the cloud (while subscribed) and markers out."""
         want_cloud = self._cloud_pub.get_subscription_count() > 0
+        if frame.epoch != self._stream.epoch:  # the stamps jumped since this frame: no depth pairs with it
+            set_positions(objects_msg, {})
+            return
         located = self._depth.locate(
             frame.stamp_ns,
             label_map,
@@ -615,8 +625,8 @@ class VosNode(LifecycleNode):
                 return response
             self._mask_stamp_ns = frame.stamp_ns
             self._mask_applied = time.monotonic()
-            self._mask_size = (height, width)
             self._objects_tracked = len(self._session.object_ids)
+            self._persistent.save(self._session)
         self._slot.discard_older_than(frame.stamp_ns)
         self._counters.add("masks_applied")
         response.success = True
@@ -637,6 +647,7 @@ class VosNode(LifecycleNode):
                 return response
             remaining = self._session.object_ids
             self._objects_tracked = len(remaining)
+            self._persistent.save(self._session)
         response.success = True
         response.message = f"removed {removed}; tracking {remaining}"
         self.get_logger().info(response.message)
@@ -649,12 +660,45 @@ class VosNode(LifecycleNode):
         with self._session_lock:
             forgotten = self._session.object_ids
             self._session.reset()
-            self._mask_size = None
+            self._persistent.clear()
             self._objects_tracked = self._objects_visible = 0
         response.success = True
         response.message = f"forgot objects {forgotten}; waiting for a new mask"
         self.get_logger().info(response.message)
         return response
+
+    # faults (issue 24): restarts, time jumps, camera changes -----------------------------------
+
+    def _restore_state(self, network: VosNetwork) -> None:
+        """Continue from the state saved in ``state_dir`` (when set and usable)."""
+        restored = self._persistent.restore(lambda state: Session.from_state(network, state, **self._session_options()))
+        if restored is not None:
+            self._session = restored
+            self._objects_tracked = len(restored.object_ids)
+
+    def _on_stream_event(self, event: StreamEvent) -> None:
+        """A time jump clears what pairs by stamp (objects stay); a new frame_id is logged once."""
+        if event.jump is not None:
+            self._recent.clear()
+            if self._depth is not None:
+                self._depth.clear()
+            self._counters.add("time_jumps")
+            self.get_logger().warning(
+                f"{event.jump.describe()} on {self._image_sub.topic_name}: cleared the recent frames"
+                f"{' and depth images' if self._depth is not None else ''}; objects kept, nothing is paired "
+                "across the jump"
+            )
+        if event.new_frame_id is not None:
+            self.get_logger().warning(
+                f"the frame_id of {self._image_sub.topic_name} changed from {event.new_frame_id[0]!r} to "
+                f"{event.new_frame_id[1]!r}; outputs carry the new one"
+            )
+
+    def _on_resolution_change(self, size: tuple[int, int]) -> None:
+        """Under the session lock: carry the objects over to the new size, or reset (per on_resolution_change)."""
+        if resolution_change(self._session, size, self._live["on_resolution_change"], self.get_logger().warning):
+            self._persistent.clear()
+            self._objects_tracked = self._objects_visible = 0
 
     # diagnostics -------------------------------------------------------------------------------
 
@@ -742,6 +786,7 @@ def main(args=None) -> int:
     the worker, destroy the node. A failed configure (bad weights path, ...) does not end the
     process: the node stays unconfigured and says why in its log and on /diagnostics.
     """
+    retained = retain_freed_memory()  # before the first frame: no per-frame RSS swing (ros/allocator.py)
     stop = threading.Event()
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -751,6 +796,8 @@ def main(args=None) -> int:
         except (ParameterException, VosError, ValueError, OSError) as error:
             rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {error}")
             return 1
+        if retained:
+            node.get_logger().info(retained)
         executor = MultiThreadedExecutor(num_threads=4)
         executor.add_node(node)
         spinner = threading.Thread(target=_spin, args=(executor, stop), name="vos-executor")

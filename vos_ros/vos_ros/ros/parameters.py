@@ -11,6 +11,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 
 from vos_ros.model import CONFIGS, DEFAULT_CONFIG
 from vos_ros.model.configs import MIN_SHORT_SIDE
+from vos_ros.ros.continuity import RESOLUTION_CHANGE_CHOICES
 
 CONFIG_NAMES = tuple(CONFIGS)
 CAMERA_GEOMETRIES = ("raw", "rectified")
@@ -42,6 +43,12 @@ def _camera_geometry(value: str) -> str | None:
 
 def _device(value: str) -> str | None:
     return None if _DEVICE.match(value) else f"device {value!r} is not auto, cpu, cuda or cuda:N"
+
+
+def _resolution_change(value: str) -> str | None:
+    if value in RESOLUTION_CHANGE_CHOICES:
+        return None
+    return f"on_resolution_change {value!r} is not one of {', '.join(RESOLUTION_CHANGE_CHOICES)}"
 
 
 @dataclass(frozen=True)
@@ -221,6 +228,26 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "the camera sends them, *image_raw; the same as K when D is zero) or rectified (the projection P: "
         "for rectified images, *image_rect*).",
         check=_camera_geometry,
+    ),
+    ParamSpec(
+        "state_dir",
+        "",
+        "Directory where the tracking state (anchors, objects, labels, ages) is kept across restarts, "
+        "written atomically when the objects change; empty: no state is kept.",
+        read_only=True,
+    ),
+    ParamSpec(
+        "max_forward_jump",
+        10.0,
+        "Seconds between consecutive image stamps above which time is taken to have jumped forwards "
+        "(backwards always counts): recent frames and depth images are cleared, objects kept; 0: never.",
+        float_range=(0.0, 1e9),
+    ),
+    ParamSpec(
+        "on_resolution_change",
+        "resize",
+        "What a change of the image size does to the tracked objects: resize (carried over) or reset (forgotten).",
+        check=_resolution_change,
     ),
 )
 

@@ -70,3 +70,45 @@ class StampBuffer(Generic[T]):
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+
+
+@dataclass(frozen=True)
+class TimeJump:
+    """Stamps that stopped being continuous: from ``previous_ns`` to ``stamp_ns``."""
+
+    previous_ns: int
+    stamp_ns: int
+
+    @property
+    def backwards(self) -> bool:
+        return self.stamp_ns < self.previous_ns
+
+    def describe(self) -> str:
+        step = (self.stamp_ns - self.previous_ns) / 1e9
+        way = "backwards" if self.backwards else "forwards"
+        return f"stamps jumped {way} by {abs(step):.3f} s ({self.previous_ns / 1e9:.3f} -> {self.stamp_ns / 1e9:.3f} s)"
+
+
+class JumpDetector:
+    """Notices stamps that go backwards, or forwards by more than ``max_forward_ns`` (0: forward
+    steps never count), between consecutive calls of ``check`` (thread-safe)."""
+
+    def __init__(self, max_forward_ns: int = 0):
+        self.max_forward_ns = max_forward_ns
+        self._last: int | None = None
+        self._lock = threading.Lock()
+
+    def check(self, stamp_ns: int) -> TimeJump | None:
+        """The jump from the previous stamp to ``stamp_ns``, or None when time went on normally."""
+        with self._lock:
+            last, self._last = self._last, stamp_ns
+        if last is None:
+            return None
+        if stamp_ns < last or (self.max_forward_ns > 0 and stamp_ns - last > self.max_forward_ns):
+            return TimeJump(last, stamp_ns)
+        return None
+
+    def forget(self) -> None:
+        """Start over: the next stamp is taken as it comes."""
+        with self._lock:
+            self._last = None

@@ -1,6 +1,12 @@
 """End-to-end benchmark of vos_node over real DDS: a camera-like publisher at a fixed rate, the
 node as a separate process, latency from each frame's stamp to its labels, the node's own timing
-figures from /diagnostics, and the node's memory (RSS) over the run."""
+figures from /diagnostics, and the node's memory (RSS) over the run.
+
+Memory is sampled every ``rss_interval`` seconds from /proc/<pid>/status and summarised per
+``window`` seconds (peak, trough, swing); the peak of a window is the kernel's high-water mark
+(VmHWM, reset through /proc/<pid>/clear_refs at each window start) when the kernel allows it, so
+that no per-frame peak falls between two samples. ``churn`` removes and re-adds an object every
+that many seconds (a soak with objects coming and going)."""
 
 from __future__ import annotations
 
@@ -17,11 +23,11 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from vos_ros.ros.client import DiagnosticSample, VosClient
+from vos_ros.ros.client import ClientError, DiagnosticSample, VosClient
 from vos_ros.ros.convert import labels_to_image, rgb_to_image
 from vos_ros.ros.domains import free_domain_id
 from vos_ros.ros.process import NodeProcess, node_ros_args
-from vos_ros.ros.stamps import set_stamp
+from vos_ros.ros.stamps import make_header, set_stamp
 from vos_ros.ros.stats import percentiles
 from vos_ros.synthetic import make_clip
 
@@ -44,17 +50,123 @@ class BenchOptions:
     short_side: int = 0
     device: str = "cpu"
     node_args: tuple[str, ...] = ()
+    churn: float = 0.0
+    rss_interval: float = 0.05
+    window: float = 10.0
+    plot: str | None = None
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process in MiB (NaN once it is gone)."""
+def _status_mb(pid: int, field: str) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024.0
     except OSError:
         pass
     return math.nan
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process in MiB (NaN once it is gone)."""
+    return _status_mb(pid, "VmRSS:")
+
+
+def reset_peak(pid: int) -> bool:
+    """Reset the kernel's RSS high-water mark (VmHWM) of ``pid``; False where that is not allowed."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+class MemorySampler:
+    """RSS of a process every ``interval`` s on a thread, and its peak (VmHWM) per ``window`` s."""
+
+    def __init__(self, pid: int, interval: float, window: float):
+        self.pid, self.interval, self.window = pid, interval, window
+        self.samples: list[tuple[float, float]] = []
+        self.window_peaks: list[float] = []  # VmHWM over each complete window (NaN when unavailable)
+        self.hwm_available = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+
+    def start(self, started: float) -> None:
+        self._started = started
+        self.hwm_available = reset_peak(self.pid)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        next_window = self.window
+        while not self._stop.wait(self.interval):
+            elapsed = time.monotonic() - self._started
+            self.samples.append((elapsed, rss_mb(self.pid)))
+            if elapsed >= next_window:
+                peak = _status_mb(self.pid, "VmHWM:") if self.hwm_available else math.nan
+                reset_peak(self.pid)
+                self.window_peaks.append(peak)
+                next_window += self.window
+
+    def windows(self) -> list[dict]:
+        """Per complete window: start, peak (max of VmHWM and samples), trough and swing in MiB."""
+        out = []
+        for index, hwm in enumerate(self.window_peaks):
+            start = index * self.window
+            values = [m for t, m in self.samples if start <= t < start + self.window and math.isfinite(m)]
+            if not values:
+                continue
+            peak = max(values + ([hwm] if math.isfinite(hwm) else []))
+            trough = min(values)
+            out.append(
+                {
+                    "start_s": start,
+                    "peak_mb": round(peak, 2),
+                    "trough_mb": round(trough, 2),
+                    "swing_mb": round(peak - trough, 2),
+                    "samples": len(values),
+                }
+            )
+        return out
+
+
+class Churn:
+    """Every ``period`` s: remove the last object, or give it again (from the clip's labels of a
+    frame the node has just received) when it was removed."""
+
+    def __init__(self, client: VosClient, clip, period: float, object_id: int):
+        self.client, self.clip, self.period, self.object_id = client, clip, period, object_id
+        self.tracked = True
+        self.adds = self.removes = 0
+        self.failures: list[str] = []
+        self._next = period
+
+    def tick(self, elapsed: float, published: list[tuple[int, int]]) -> None:
+        if self.period <= 0 or elapsed < self._next or not published:
+            return
+        self._next += self.period
+        try:
+            if self.tracked:
+                response = self.client.remove_objects([self.object_id], timeout=30.0)
+                self.removes += 1
+            else:
+                answered = self.client.labels.received_ns
+                # a frame the node has answered is in its recent frames (a published one may have been lost)
+                stamp, index = next(((s, i) for s, i in reversed(published) if s in answered), published[-1])
+                mask = np.where(self.clip.labels[index] == self.object_id, self.object_id, 0).astype(np.uint16)
+                header = make_header(stamp)
+                response = self.client.set_initial_mask(labels_to_image(mask, header), append=True, timeout=30.0)
+                self.adds += 1
+        except ClientError as error:
+            self.failures.append(f"{elapsed:.1f} s: {error}")
+            return
+        if response.success:
+            self.tracked = not self.tracked
+        else:
+            self.failures.append(f"{elapsed:.1f} s: {response.message}")
 
 
 def _initialise(client: VosClient, frame: Image, labels: np.ndarray) -> None:
@@ -73,8 +185,11 @@ def _initialise(client: VosClient, frame: Image, labels: np.ndarray) -> None:
         raise RuntimeError(f"initial mask refused: {response.message}")
 
 
-def _publish(client: VosClient, frames: list[Image], rate: float, stop: threading.Event, published: list[int]) -> None:
-    """Publish the frames in a ping-pong loop at ``rate`` Hz, stamped at publication (a live camera)."""
+def _publish(
+    client: VosClient, frames: list[Image], rate: float, stop: threading.Event, published: list[tuple[int, int]]
+) -> None:
+    """Publish the frames in a ping-pong loop at ``rate`` Hz, stamped at publication (a live camera);
+    ``published`` gets (stamp, clip index) of each."""
     order = list(range(len(frames))) + list(range(len(frames) - 2, 0, -1))
     start = time.monotonic()
     count = 0
@@ -82,11 +197,12 @@ def _publish(client: VosClient, frames: list[Image], rate: float, stop: threadin
         delay = start + count / rate - time.monotonic()
         if delay > 0:
             time.sleep(delay)
-        frame = frames[order[count % len(order)]]
+        index = order[count % len(order)]
+        frame = frames[index]
         stamp = time.time_ns()
         set_stamp(frame.header.stamp, stamp)
         client.image_pub.publish(frame)
-        published.append(stamp)
+        published.append((stamp, index))
         count += 1
 
 
@@ -117,8 +233,9 @@ def run_node_bench(options: BenchOptions, progress=print) -> dict:
     progress(f"vos_node pid {process.pid} on ROS domain {domain}, log {log}; Fast DDS profile {profile}")
     client = None
     stop = threading.Event()
-    published: list[int] = []
-    rss: list[tuple[float, float]] = []
+    published: list[tuple[int, int]] = []
+    memory = MemorySampler(process.pid, options.rss_interval, options.window)
+    churn = None
     try:
         client = VosClient(
             NODE, domain_id=domain, process=process, image_topic=IMAGE_TOPIC, image_qos=qos_profile_sensor_data
@@ -126,25 +243,43 @@ def run_node_bench(options: BenchOptions, progress=print) -> dict:
         client.labels = client.subscribe(client.topic("labels"), Image, raw=True, keep=False)
         diagnostics = client.subscribe_diagnostics()
         _initialise(client, frames[0], clip.labels[0])
-        progress(f"publishing {options.width}x{options.height} at {options.rate:g} Hz for {options.duration:g} s")
+        churn = Churn(client, clip, options.churn, options.objects)
+        progress(
+            f"publishing {options.width}x{options.height} at {options.rate:g} Hz for {options.duration:g} s"
+            + (f", an object removed or added every {options.churn:g} s" if options.churn > 0 else "")
+        )
         publisher = threading.Thread(target=_publish, args=(client, frames, options.rate, stop, published))
         started = time.monotonic()
+        memory.start(started)
         publisher.start()
         while (elapsed := time.monotonic() - started) < options.duration:
-            rss.append((elapsed, rss_mb(process.pid)))
             client.check()
-            time.sleep(1.0)
+            churn.tick(elapsed, published)
+            time.sleep(0.1)
         stop.set()
         publisher.join()
+        memory.stop()
         client.sleep(2.0)  # the last answers
         answered = client.snapshot(client.labels.received_ns)
         diagnostics = client.snapshot(diagnostics)
     finally:
         stop.set()
+        if memory._thread.is_alive():
+            memory.stop()
         if client is not None:
             client.close()
         exit_code = process.stop()
-    return _summarise(options, published, answered, diagnostics, rss, started, exit_code)
+    result = _summarise(options, [s for s, _ in published], answered, diagnostics, memory, started, exit_code)
+    result["churn"] = {
+        "period_s": options.churn,
+        "removes": churn.removes if churn else 0,
+        "adds": churn.adds if churn else 0,
+        "failures": churn.failures if churn else [],
+    }
+    if options.plot:
+        plot_run(result, options.plot)
+        result["plot"] = options.plot
+    return result
 
 
 def _slope_per_min(samples: list[tuple[float, float]]) -> float:
@@ -155,7 +290,35 @@ def _slope_per_min(samples: list[tuple[float, float]]) -> float:
     return float(np.polyfit(times, values, 1)[0] * 60.0)
 
 
-def _summarise(options, published, answered, diagnostics, rss, started, exit_code) -> dict:
+def _latency_windows(published, answered, window: float) -> list[dict]:
+    """Latency (stamp -> labels received) percentiles of the frames published in each window."""
+    if not published:
+        return []
+    first = published[0]
+    buckets: dict[int, list[float]] = {}
+    for stamp in published:
+        if stamp in answered:
+            buckets.setdefault(int((stamp - first) / 1e9 // window), []).append((answered[stamp] - stamp) / 1e6)
+    return [
+        {"start_s": index * window, "answered": len(values), **percentiles(values)}
+        for index, values in sorted(buckets.items())
+    ]
+
+
+def _peak_trend(windows: list[dict], duration: float) -> dict:
+    """Least-squares slope of the window peaks over the last two thirds of the run, and the growth it implies."""
+    last = [(w["start_s"], w["peak_mb"]) for w in windows if w["start_s"] >= duration / 3]
+    slope = _slope_per_min(last)
+    span_min = (last[-1][0] - last[0][0]) / 60.0 if len(last) > 1 else math.nan
+    return {
+        "peak_slope_last_two_thirds_mb_per_min": slope,
+        "peak_growth_last_two_thirds_mb": slope * span_min if math.isfinite(slope) else math.nan,
+        "windows_in_fit": len(last),
+    }
+
+
+def _summarise(options, published, answered, diagnostics, memory: MemorySampler, started, exit_code) -> dict:
+    rss = memory.samples
     warm = [s for s in published if s >= published[0] + options.warmup * 1e9]
     latencies = [(answered[s] - s) / 1e6 for s in warm if s in answered]
     means = _diagnostic_means(diagnostics, started + options.warmup)
@@ -165,6 +328,26 @@ def _summarise(options, published, answered, diagnostics, rss, started, exit_cod
     thirds = np.array_split(np.asarray(warm), 3) if warm else []
     latency_by_third = [percentiles([(answered[s] - s) / 1e6 for s in part if s in answered])["p50"] for part in thirds]
     latency = percentiles(latencies)
+    windows = memory.windows()
+    steady_windows = [w for w in windows if w["start_s"] >= options.warmup]
+    swings = [w["swing_mb"] for w in steady_windows]
+    latency_windows = _latency_windows(published, answered, options.window)
+    edge = min(300.0, options.duration / 6)  # the first and last 5 minutes (a sixth of a shorter run)
+    first = [(answered[s] - s) / 1e6 for s in warm if s in answered and s < warm[0] + edge * 1e9] if warm else []
+    last = [(answered[s] - s) / 1e6 for s in warm if s in answered and s >= warm[-1] - edge * 1e9] if warm else []
+    p50_first, p50_last = percentiles(first)["p50"], percentiles(last)["p50"]
+    final = diagnostics[-1].values if diagnostics else {}
+    counts = {key: int(final[key]) for key in ("frames_received", "frames_dropped", "bad_frames") if key in final}
+    unanswered = len(published) - sum(s in answered for s in published)
+    # received by the node, then neither answered nor replaced by a newer frame nor refused as bad
+    lost = (
+        counts["frames_received"]
+        - len(answered)  # every answer, the first frame's included
+        - counts["frames_dropped"]
+        - counts["bad_frames"]
+        if len(counts) == 3
+        else None
+    )
     return {
         "options": asdict(options),
         "frames_published": len(published),
@@ -188,8 +371,62 @@ def _summarise(options, published, answered, diagnostics, rss, started, exit_cod
                 float(np.median(part)) if len(part) else math.nan
                 for part in np.array_split(np.asarray([m for _, m in steady]), 3)
             ],
-            "series": [(round(t, 1), round(m, 1)) for t, m in rss],
+            "series": [(round(t, 1), round(m, 1)) for t, m in rss[:: max(1, round(1.0 / options.rss_interval))]],
         },
+        "memory": {
+            "sample_interval_s": options.rss_interval,
+            "window_s": options.window,
+            "peak_source": "VmHWM per window and samples" if memory.hwm_available else "samples",
+            "windows": windows,
+            "swing_mb_median": float(np.median(swings)) if swings else math.nan,
+            "swing_mb_max": max(swings, default=math.nan),
+            "peak_mb_max": max((w["peak_mb"] for w in steady_windows), default=math.nan),
+            "trough_mb_min": min((w["trough_mb"] for w in steady_windows), default=math.nan),
+            **_peak_trend(steady_windows, options.duration),
+        },
+        "latency_windows": latency_windows,
+        "latency_edge_s": edge,
+        "latency_p50_first_ms": p50_first,
+        "latency_p50_last_ms": p50_last,
+        "latency_p50_change_pct": 100.0 * (p50_last - p50_first) / p50_first if p50_first else math.nan,
+        "frames_unanswered": unanswered,
+        "frames_received_by_node": counts.get("frames_received"),
+        "frames_dropped_by_node": counts.get("frames_dropped"),
+        "frames_lost": lost,
         "load_average": os.getloadavg(),
         "node_exit_code": exit_code,
     }
+
+
+def plot_run(result: dict, path: str) -> None:
+    """A PNG of the run: RSS samples with the window peaks and troughs, and latency per window."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    memory = result["memory"]
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
+    series = result["rss_mb"]["series"]
+    if series:
+        top.plot([t for t, _ in series], [m for _, m in series], lw=0.6, color="0.6", label="RSS (1 s samples)")
+    windows = memory["windows"]
+    centres = [w["start_s"] + memory["window_s"] / 2 for w in windows]
+    top.plot(centres, [w["peak_mb"] for w in windows], "v-", color="tab:red", ms=3, label="window peak")
+    top.plot(centres, [w["trough_mb"] for w in windows], "^-", color="tab:blue", ms=3, label="window trough")
+    top.set_ylabel("node RSS (MiB)")
+    top.set_title(
+        f"peak slope over the last two thirds {memory['peak_slope_last_two_thirds_mb_per_min']:+.2f} MiB/min, "
+        f"median swing {memory['swing_mb_median']:.0f} MiB"
+    )
+    top.legend(loc="lower right", fontsize=8)
+    lat = result["latency_windows"]
+    bottom.plot([w["start_s"] + memory["window_s"] / 2 for w in lat], [w["p50"] for w in lat], label="p50")
+    bottom.plot([w["start_s"] + memory["window_s"] / 2 for w in lat], [w["p90"] for w in lat], label="p90")
+    bottom.set_ylabel("latency stamp -> labels (ms)")
+    bottom.set_xlabel("seconds")
+    bottom.legend(loc="upper right", fontsize=8)
+    figure.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
