@@ -14,6 +14,7 @@ from vos_ros.model.configs import MIN_SHORT_SIDE
 
 CONFIG_NAMES = tuple(CONFIGS)
 
+IMAGE_TRANSPORTS = ("raw", "compressed")
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
@@ -31,6 +32,12 @@ def _short_side(value: int) -> str | None:
     if 0 < value < MIN_SHORT_SIDE:
         return f"short_side {value} is too small: use 0 (the config's own) or at least {MIN_SHORT_SIDE}"
     return None
+
+
+def _image_transport(value: str) -> str | None:
+    if value in IMAGE_TRANSPORTS:
+        return None
+    return f"image_transport {value!r} is not one of {', '.join(IMAGE_TRANSPORTS)}"
 
 
 def _device(value: str) -> str | None:
@@ -114,7 +121,21 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "Drop the small detached pieces of an object that appear away from where it "
         "was in the previous frame (look-alikes), so that they are neither published nor tracked.",
     ),
+    ParamSpec(
+        "image_transport",
+        "raw",
+        "How the colour image arrives: raw (sensor_msgs/Image on image) or compressed "
+        "(sensor_msgs/CompressedImage, JPEG or PNG, on <image>/compressed).",
+        read_only=True,
+        check=_image_transport,
+    ),
     ParamSpec("overlay_alpha", 0.5, "Opacity of the object colours in ~/overlay.", float_range=(0.0, 1.0)),
+    ParamSpec(
+        "overlay_jpeg_quality",
+        80,
+        "JPEG quality (1-100) of ~/overlay/compressed, published only while subscribed.",
+        int_range=(1, 100),
+    ),
     ParamSpec(
         "frame_buffer_size",
         30,
