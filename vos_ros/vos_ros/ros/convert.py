@@ -119,8 +119,9 @@ def image_to_rgb(msg) -> np.ndarray:
         return cv2.cvtColor(np.ascontiguousarray(pixels[:, :, 0]), _BAYER[encoding])
     if pixels.shape[2] == 1:
         return np.repeat(pixels, 3, axis=2)
-    if encoding.startswith("bgr"):
-        return np.array(pixels[:, :, 2::-1], order="C")
+    if encoding.startswith("bgr"):  # OpenCV's swap is several times faster than numpy's reversed copy
+        code = cv2.COLOR_BGRA2RGB if pixels.shape[2] == 4 else cv2.COLOR_BGR2RGB
+        return cv2.cvtColor(np.ascontiguousarray(pixels), code)
     return np.array(pixels[:, :, :3], order="C")
 
 
