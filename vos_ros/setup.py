@@ -31,6 +31,7 @@ setup(
             "vos-ros-replay = vos_ros.cli.replay:main",
             "vos-ros-bag-eval = vos_ros.cli.bag_eval:main",
             "vos-ros-node-bench = vos_ros.cli.node_bench:main",
+            "vos-ros-decode-bench = vos_ros.cli.decode_bench:main",
         ],
     },
 )

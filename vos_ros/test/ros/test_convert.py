@@ -99,7 +99,7 @@ def test_plain_objects_with_numpy_data_are_accepted():
     np.testing.assert_array_equal(image_to_rgb(plain), RGB[:, :, ::-1])
 
 
-@pytest.mark.parametrize("encoding", ["yuv422", "32FC1", "16UC3", "", "RGB8"])
+@pytest.mark.parametrize("encoding", ["yuv420", "32FC1", "16UC3", "", "RGB8"])
 def test_unsupported_colour_encoding(encoding):
     msg = make_msg(RGB, "rgb8")
     msg.encoding = encoding

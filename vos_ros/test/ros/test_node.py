@@ -239,7 +239,7 @@ def test_bad_frames_are_dropped_counted_and_tracking_goes_on(node, stream):
     bad_before = int(node.latest_diagnostics()["bad_frames"])
     rgb, _ = stream.next()
     yuv = rgb_to_image(rgb, make_header(time.time_ns(), FRAME_ID))
-    yuv.encoding = "yuv422"
+    yuv.encoding = "yuv420"
     truncated = rgb_to_image(rgb, make_header(time.time_ns() + 1, FRAME_ID))
     truncated.data = bytes(truncated.data)[:-1]
     # one at a time: the node's input queue holds one frame (depth 1), a second could replace the first
@@ -253,7 +253,7 @@ def test_bad_frames_are_dropped_counted_and_tracking_goes_on(node, stream):
     frames = track(node, stream, 3)
     for k in (1, 2, 3):
         assert mean_iou(frames, k) >= MIN_IOU, k
-    assert "unsupported encoding 'yuv422'" in node.process.log_path.read_text()
+    assert "unsupported encoding 'yuv420'" in node.process.log_path.read_text()
 
 
 def test_newest_frame_under_a_fast_publisher(node, stream):

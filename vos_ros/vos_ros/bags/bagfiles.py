@@ -16,9 +16,11 @@ from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys.store import Typestore
 
+from vos_ros.ros.compressed import compressed_to_rgb
+from vos_ros.ros.convert import image_to_rgb
 from vos_ros.ros.stamps import ns_to_sec_nanosec
 
-from .typestore import IMAGE_TYPE, project_typestore
+from .typestore import COMPRESSED_IMAGE_TYPE, IMAGE_TYPE, project_typestore
 
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 BAG_VERSION = 8  # the rosbag2 metadata version ROS 2 Jazzy writes
@@ -156,17 +158,47 @@ def write_bag(path: str | Path, storage: str = "mcap", typestore: Typestore | No
     writer.close()
 
 
+def require_image_topic(bag: BagReader, topic: str) -> str:
+    """The topic holding the colour images asked for as ``topic``: ``topic`` itself when it is an Image or
+    CompressedImage topic, or ``<topic>/compressed`` (image_transport's naming) when only that is in the bag.
+    Raises a BagError naming the bag's topics otherwise."""
+    topics = bag.topics
+    if topic not in topics and topics.get(f"{topic}/compressed") == COMPRESSED_IMAGE_TYPE:
+        return f"{topic}/compressed"
+    if topics.get(topic) == COMPRESSED_IMAGE_TYPE:
+        return topic
+    require_topic(bag, topic, IMAGE_TYPE)
+    return topic
+
+
+def colour_image_rgb(msgtype: str, msg):
+    """An H x W x 3 uint8 RGB array of a deserialized Image or CompressedImage (ImageConversionError if it
+    cannot be decoded)."""
+    return compressed_to_rgb(msg) if msgtype == COMPRESSED_IMAGE_TYPE else image_to_rgb(msg)
+
+
+def _header(typestore: Typestore, stamp_ns: int, frame_id: str):
+    types = typestore.types
+    return types["std_msgs/msg/Header"](
+        stamp=types["builtin_interfaces/msg/Time"](*ns_to_sec_nanosec(stamp_ns)),
+        frame_id=frame_id,
+    )
+
+
+def compressed_image_message(typestore: Typestore, stamp_ns: int, frame_id: str, stream: bytes, fmt: str):
+    """A rosbags sensor_msgs/CompressedImage of an encoded stream with its ``format`` string."""
+    return typestore.types[COMPRESSED_IMAGE_TYPE](
+        header=_header(typestore, stamp_ns, frame_id), format=fmt, data=np.frombuffer(stream, np.uint8)
+    )
+
+
 def image_message(typestore: Typestore, stamp_ns: int, frame_id: str, pixels: np.ndarray, encoding: str):
     """A rosbags sensor_msgs/Image of a uint8 (H x W [x C]) or uint16 (H x W) array, little-endian, unpadded."""
     types = typestore.types
     pixels = np.ascontiguousarray(pixels, dtype="<u2" if pixels.dtype == np.uint16 else np.uint8)
     height, width = pixels.shape[:2]
-    header = types["std_msgs/msg/Header"](
-        stamp=types["builtin_interfaces/msg/Time"](*ns_to_sec_nanosec(stamp_ns)),
-        frame_id=frame_id,
-    )
     return types[IMAGE_TYPE](
-        header=header,
+        header=_header(typestore, stamp_ns, frame_id),
         height=height,
         width=width,
         encoding=encoding,

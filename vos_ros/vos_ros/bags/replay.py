@@ -1,6 +1,7 @@
 """Replaying a clip bag through vos_node over DDS and recording what the node publishes.
 
-The bag's serialized images are published unchanged (original stamps), preceded by a ``/clock``
+The bag's serialized images (Image, or CompressedImage published on ``<image>/compressed`` for a node
+with ``image_transport:=compressed``) are published unchanged (original stamps), preceded by a ``/clock``
 message at the frame's stamp (the node runs with ``use_sim_time``); the initial mask goes to
 ``~/set_initial_mask`` stamped like its frame. At rate 0 the next frame leaves only when the node's
 labels for the previous one arrived, so no frame is dropped. Every wait is bounded; a node started
@@ -22,7 +23,7 @@ from pathlib import Path
 from rclpy.qos import QoSProfile
 from rclpy.serialization import deserialize_message
 from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 
 from vos_ros.ros.client import DIAGNOSTICS_TOPIC, RELIABLE, ClientError, VosClient
 from vos_ros.ros.process import NodeExited, NodeProcess, node_ros_args, use_local_dds
@@ -63,9 +64,29 @@ class ReplayOptions:
     frame_timeout: float = 30.0
     log_path: Path | None = None
 
-    def ros_args(self) -> list[str]:
-        """The --ros-args a node started by the replay gets (the user's --node-args come last and win)."""
-        return node_ros_args(self.node, self.image_topic, {"use_sim_time": True}, self.node_args)
+    def ros_args(self, bag_input: ReplayInput | None = None) -> list[str]:
+        """The --ros-args a node started by the replay gets (the user's --node-args come last and win);
+        for a bag of compressed frames, the node takes them with ``image_transport:=compressed``."""
+        parameters = {"use_sim_time": True}
+        if bag_input is not None and bag_input.compressed:
+            parameters["image_transport"] = "compressed"
+        return node_ros_args(self.node, node_image_topic(self, bag_input), parameters, self.node_args)
+
+
+def node_image_topic(options: ReplayOptions, bag_input: ReplayInput | None) -> str:
+    """The node's ``image`` topic: the bag's topic, or for compressed frames the topic they are the
+    ``/compressed`` of (image_transport's naming)."""
+    if bag_input is None:
+        return options.image_topic
+    if bag_input.compressed:
+        return bag_input.image_topic.removesuffix("/compressed")
+    return bag_input.image_topic
+
+
+def published_image_topic(options: ReplayOptions, bag_input: ReplayInput) -> str:
+    """Where the replay publishes the frames: the node's image topic, plus ``/compressed`` for compressed frames."""
+    topic = node_image_topic(options, bag_input)
+    return f"{topic}/compressed" if bag_input.compressed else topic
 
 
 class _Recorder(VosClient):
@@ -78,7 +99,12 @@ class _Recorder(VosClient):
     """
 
     def __init__(self, options: ReplayOptions, bag_input: ReplayInput, writer, process: NodeProcess | None):
-        super().__init__(options.node, process=process, image_topic=options.image_topic)
+        super().__init__(
+            options.node,
+            process=process,
+            image_topic=published_image_topic(options, bag_input),
+            image_type=CompressedImage if bag_input.compressed else Image,
+        )
         self.options = options
         self.input = bag_input
         self.writer = writer
@@ -188,7 +214,7 @@ def _frames(path: Path, topic: str):
 def _drive(session: _Recorder, options: ReplayOptions, progress: Callable[[str], None]) -> tuple[int, float, float]:
     """Publish every frame; returns (frames to answer, time of the first tracked frame, end time)."""
     bag_input = session.input
-    frames = _frames(options.bag, options.image_topic)
+    frames = _frames(options.bag, bag_input.image_topic)
     for index, (_, stamp, data) in enumerate(frames):
         if index < bag_input.mask_frame:
             session.publish_raw_frame(stamp, data)
@@ -231,7 +257,8 @@ def replay(options: ReplayOptions, progress: Callable[[str], None] = print) -> R
         raise BagError(f"rate must be 0 (as fast as the node answers) or positive, got {options.rate}")
     bag_input = inspect_replay_bag(options.bag, options.image_topic, options.mask_topic, options.ground_truth_topic)
     progress(
-        f"{options.bag}: {len(bag_input.stamps)} frames {bag_input.width}x{bag_input.height} on {options.image_topic}, "
+        f"{options.bag}: {len(bag_input.stamps)} frames {bag_input.width}x{bag_input.height} on {bag_input.image_topic}"
+        f"{' (compressed: the node takes them with image_transport:=compressed)' if bag_input.compressed else ''}, "
         f"initial mask on frame {bag_input.mask_frame} with objects {list(bag_input.object_ids)}"
     )
     use_local_dds()
@@ -244,7 +271,7 @@ def replay(options: ReplayOptions, progress: Callable[[str], None] = print) -> R
     try:
         with write_bag(recorded, options.storage) as writer:
             if options.launch:
-                process = NodeProcess(options.ros_args(), log_path)
+                process = NodeProcess(options.ros_args(bag_input), log_path)
                 progress(f"started vos_node (pid {process.pid}, log {log_path})")
             session = _Recorder(options, bag_input, writer, process)
             try:

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from vos_ros.ros.convert import ImageConversionError, image_to_rgb
+from vos_ros.ros.convert import ImageConversionError
 from vos_ros.ros.stamps import header_stamp_ns
 
-from .bagfiles import BagError, read_bag, require_topic
+from .bagfiles import BagError, colour_image_rgb, read_bag, require_image_topic, require_topic
 from .clip_bag import GROUND_TRUTH_TOPIC, IMAGE_TOPIC, INITIAL_MASK_TOPIC
 from .scoring import decode_labels
-from .typestore import IMAGE_TYPE
+from .typestore import COMPRESSED_IMAGE_TYPE, IMAGE_TYPE
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,8 @@ class ReplayInput:
     """What a replay needs to know about its bag."""
 
     path: Path
-    image_topic: str
+    image_topic: str  # the bag's topic of the frames (``<asked topic>/compressed`` when only that exists)
+    compressed: bool  # the frames are sensor_msgs/CompressedImage
     stamps: tuple[int, ...]  # header stamps of the frames, in bag order
     bag_times: tuple[int, ...]  # bag times of the frames (the replay's pacing)
     width: int
@@ -43,10 +44,14 @@ def inspect_replay_bag(
     mask_topic: str = INITIAL_MASK_TOPIC,
     ground_truth_topic: str = GROUND_TRUTH_TOPIC,
 ) -> ReplayInput:
-    """Read the whole bag once and check it can be replayed; raises BagError naming the problem."""
+    """Read the whole bag once and check it can be replayed; raises BagError naming the problem.
+
+    The frames may be Image or CompressedImage; ``image_topic`` may also name the raw topic of a bag
+    that holds only ``<image_topic>/compressed``."""
     path = Path(path)
     with read_bag(path) as bag:
-        require_topic(bag, image_topic, IMAGE_TYPE)
+        image_topic = require_image_topic(bag, image_topic)
+        msgtype = bag.topics[image_topic]
         require_topic(bag, mask_topic, IMAGE_TYPE)
         stamps, bag_times, first = [], [], None
         for topic, timestamp, data in bag.raw([image_topic]):
@@ -60,7 +65,7 @@ def inspect_replay_bag(
         if first is None:
             raise BagError(f"topic {image_topic} in bag {path} holds no message")
         try:
-            height, width = image_to_rgb(first).shape[:2]
+            height, width = colour_image_rgb(msgtype, first).shape[:2]
         except ImageConversionError as err:
             raise BagError(f"first image on {image_topic} in bag {path} cannot be used: {err}") from err
         mask = next(bag.raw([mask_topic]), None)
@@ -83,6 +88,7 @@ def inspect_replay_bag(
     return ReplayInput(
         path=path,
         image_topic=image_topic,
+        compressed=msgtype == COMPRESSED_IMAGE_TYPE,
         stamps=tuple(stamps),
         bag_times=tuple(bag_times),
         width=width,

@@ -15,6 +15,7 @@ from rosbags.typesys.store import Typestore
 
 INTERFACES_PACKAGE = "vos_ros_interfaces"
 IMAGE_TYPE = "sensor_msgs/msg/Image"
+COMPRESSED_IMAGE_TYPE = "sensor_msgs/msg/CompressedImage"
 DIAGNOSTICS_TYPE = "diagnostic_msgs/msg/DiagnosticArray"
 TRACKED_OBJECTS_TYPE = f"{INTERFACES_PACKAGE}/msg/TrackedObjectArray"
 

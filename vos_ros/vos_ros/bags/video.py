@@ -6,24 +6,25 @@ from pathlib import Path
 
 import cv2
 
-from vos_ros.ros.convert import ImageConversionError, image_to_rgb
+from vos_ros.ros.convert import ImageConversionError
 
-from .bagfiles import BagError, read_bag, require_topic
-from .typestore import IMAGE_TYPE
+from .bagfiles import BagError, colour_image_rgb, read_bag, require_image_topic
 
 
 def write_topic_video(bag_path: str | Path, topic: str, out_path: str | Path, fps: float) -> int:
-    """Write every image of ``topic`` (in bag order) as an MP4 (mp4v) at ``fps``; returns the frame count."""
+    """Write every image of ``topic`` (Image or CompressedImage, in bag order) as an MP4 (mp4v) at ``fps``;
+    returns the frame count."""
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     writer = None
     count = 0
     try:
         with read_bag(bag_path) as bag:
-            require_topic(bag, topic, IMAGE_TYPE)
+            topic = require_image_topic(bag, topic)
+            msgtype = bag.topics[topic]
             for _, _, msg in bag.messages([topic]):
                 try:
-                    rgb = image_to_rgb(msg)
+                    rgb = colour_image_rgb(msgtype, msg)
                 except ImageConversionError as err:
                     raise BagError(f"image {count} on {topic} cannot be shown: {err}") from err
                 if writer is None:

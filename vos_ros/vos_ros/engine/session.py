@@ -18,6 +18,7 @@ from vos_ros.engine.errors import (
     NotInitializedError,
     TooManyObjectsError,
     UnknownObjectError,
+    VosError,
 )
 from vos_ros.engine.fragments import FragmentFilter
 from vos_ros.engine.memory import ReferenceMemory
@@ -148,18 +149,30 @@ class Session:
 
     def step(self, image: np.ndarray) -> FrameResult:
         """Segment the next frame of the stream."""
+        started = time.perf_counter()
+        empty = self._begin_step(image)
+        if empty is not None:
+            return empty
+        with self._inference():
+            frame = self.network.encode(self._to_tensor(image))
+        return self._finish_step(frame, image.shape[:2], started)
+
+    def _begin_step(self, image: np.ndarray) -> FrameResult | None:
+        """Check the frame and count it; the (all-background) result when no object is tracked, else None."""
         check_image(image)
         if not self.initialized:
             raise NotInitializedError("step() called before set_mask(): give the objects to track first")
         self.frame_index += 1
-        started = time.perf_counter()
-        height, width = image.shape[:2]
         if not self.objects.ids:
-            labels = np.zeros((height, width), dtype=np.uint16)
+            labels = np.zeros(image.shape[:2], dtype=np.uint16)
             self._last_labels = labels
             return FrameResult(label_map=labels, objects=[], frame_index=self.frame_index)
+        return None
+
+    def _finish_step(self, frame: EncodedFrame, size: tuple[int, int], started: float) -> FrameResult:
+        """Match an encoded frame against this session's memory: its labels and objects."""
+        height, width = size
         with self._inference():
-            frame = self.network.encode(self._to_tensor(image))
             if self.memory.previous.frame.size != frame.size:  # the input size changed mid-stream
                 self.memory.previous = _resized_reference(self.memory.previous, frame.size)
             output = self.network.segment(frame, self.memory.anchors, self.memory.previous)
@@ -402,3 +415,42 @@ class Session:
                 )
             )
         return results
+
+
+def step_sessions(sessions: Sequence[Session], images: Sequence[np.ndarray]) -> list[FrameResult | VosError]:
+    """The next frame of each of several sessions that share one network (one camera each), in one call.
+
+    The frames whose network inputs have the same size go through the backbone and embedding heads as
+    one batch; each session then matches its frame against its own memory, as :meth:`Session.step` does
+    (same results up to float rounding). A session's problem (bad image, no mask yet) is its own: its
+    entry is the VosError and the other sessions go on. ``model_ms`` of each result is the time from the
+    start of the call to that session's result (the shared batch included).
+    """
+    if len(sessions) != len(images):
+        raise ValueError(f"{len(sessions)} sessions but {len(images)} images")
+    if len({id(session) for session in sessions}) != len(sessions):
+        raise ValueError("a session may take only one frame per call")
+    if sessions and any(session.network is not sessions[0].network for session in sessions):
+        raise ValueError("step_sessions batches sessions of one network; these use several")
+    started = time.perf_counter()
+    results: list[FrameResult | VosError | None] = [None] * len(sessions)
+    groups: dict[tuple[int, ...], list[tuple[int, torch.Tensor]]] = {}
+    if not sessions:
+        return []
+    network = sessions[0].network
+    with sessions[0]._inference():
+        for index, (session, image) in enumerate(zip(sessions, images)):
+            try:
+                results[index] = session._begin_step(image)
+            except VosError as error:
+                results[index] = error
+                continue
+            if results[index] is None:
+                tensor = session._to_tensor(image)
+                groups.setdefault(tuple(tensor.shape), []).append((index, tensor))
+        for members in groups.values():
+            batch = torch.cat([tensor for _, tensor in members])
+            frames = network.encode_features(network.backbone(batch))
+            for (index, _), frame in zip(members, frames):
+                results[index] = sessions[index]._finish_step(frame, images[index].shape[:2], started)
+    return results

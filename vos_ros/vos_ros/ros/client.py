@@ -100,7 +100,9 @@ class VosClient:
 
     ``domain_id`` selects a ROS domain (default: ``ROS_DOMAIN_ID`` of this process); ``process``,
     when the caller started the node, lets every wait fail fast with the node's log if it dies.
-    ``image_topic`` (with ``image_qos``) creates :attr:`image_pub` for :meth:`publish_frame`.
+    ``image_topic`` (with ``image_qos``) creates :attr:`image_pub` for :meth:`publish_frame`; ``image_type``
+    CompressedImage makes it a publisher of compressed frames (for a node with ``image_transport:=compressed``,
+    on ``<image>/compressed``).
     ``outputs`` collects the node's labels, tracked objects and diagnostics from the start
     (:attr:`labels`, :attr:`objects`, :attr:`diagnostics`), as :meth:`send_frame` needs.
     """
@@ -113,6 +115,7 @@ class VosClient:
         process: NodeProcess | None = None,
         image_topic: str | None = "/image",
         image_qos: QoSProfile = RELIABLE,
+        image_type=Image,
         name: str | None = None,
         outputs: bool = False,
     ):
@@ -126,7 +129,7 @@ class VosClient:
         self.executor.add_node(self.node)
         self._cond = threading.Condition()
         self._spin_error: BaseException | None = None
-        self.image_pub = self.node.create_publisher(Image, image_topic, image_qos) if image_topic else None
+        self.image_pub = self.node.create_publisher(image_type, image_topic, image_qos) if image_topic else None
         self.set_mask_client = self.node.create_client(SetInitialMask, self.topic("set_initial_mask"))
         self.remove_client = self.node.create_client(RemoveObjects, self.topic("remove_objects"))
         self.reset_client = self.node.create_client(Trigger, self.topic("reset"))

@@ -1,14 +1,15 @@
-"""Engine results -> ROS messages: the tracked-object array and the RViz overlay image."""
+"""Engine results -> ROS messages: the tracked-object array and the RViz overlay image (raw and JPEG)."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
-from sensor_msgs.msg import Image, RegionOfInterest
+from sensor_msgs.msg import CompressedImage, Image, RegionOfInterest
 
 from vos_ros.engine.result import ObjectResult
 from vos_ros.overlay import overlay_rgb
+from vos_ros.ros.compressed import rgb_to_compressed
 from vos_ros.ros.convert import rgb_to_image
 from vos_ros_interfaces.msg import TrackedObject, TrackedObjectArray
 
@@ -37,3 +38,14 @@ def tracked_object_array(objects: list[ObjectResult], header) -> TrackedObjectAr
 def overlay_image(rgb: np.ndarray, label_map: np.ndarray, alpha: float, header) -> Image:
     """The rgb8 overlay of the objects on the input image, with the input image's header."""
     return rgb_to_image(overlay_rgb(rgb, label_map, alpha), header)
+
+
+def overlay_messages(
+    rgb: np.ndarray, label_map: np.ndarray, alpha: float, header, raw: bool, jpeg_quality: int | None
+) -> tuple[Image | None, CompressedImage | None]:
+    """The overlay as an rgb8 Image (when ``raw``) and as a JPEG CompressedImage (when ``jpeg_quality``
+    is given), blended once for both, with the input image's header."""
+    overlay = overlay_rgb(rgb, label_map, alpha)
+    image = rgb_to_image(overlay, header) if raw else None
+    jpeg = rgb_to_compressed(overlay, header, "jpeg", jpeg_quality) if jpeg_quality is not None else None
+    return image, jpeg

@@ -38,7 +38,7 @@ from rclpy.qos import (
 )
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.signals import SignalHandlerOptions
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
@@ -47,13 +47,14 @@ from vos_ros.engine.fragments import FragmentFilter
 from vos_ros.engine.session import Session
 from vos_ros.model import VosNetwork, build_network
 from vos_ros.ros.allocator import retain_freed_memory
+from vos_ros.ros.compressed import compressed_to_rgb
 from vos_ros.ros.continuity import PersistentState, StreamEvent, StreamWatch, resolution_change
 from vos_ros.ros.convert import ImageConversionError, image_to_rgb, labels_to_image, mask_to_labels
 from vos_ros.ros.depth import DepthError
 from vos_ros.ros.depth_fusion import DepthFusion
 from vos_ros.ros.diagnostics import DIAGNOSTIC_TASK, Limits, Snapshot, diagnostic_array
 from vos_ros.ros.frames import Frame, NewestFrameSlot, RecentFrames
-from vos_ros.ros.messages import overlay_image, tracked_object_array
+from vos_ros.ros.messages import overlay_messages, tracked_object_array
 from vos_ros.ros.parameters import PARAMETERS, SPECS
 from vos_ros.ros.spatial_messages import ObjectMarkers, objects_cloud, set_positions
 from vos_ros.ros.stamps import format_stamp, stamp_to_ns
@@ -264,7 +265,10 @@ class VosNode(LifecycleNode):
         self._overlay_pub = self.create_lifecycle_publisher(
             Image, "~/overlay", OUTPUT_QOS, qos_overriding_options=overrides
         )
-        self._output_pubs = [self._labels_pub, self._objects_pub, self._overlay_pub]
+        self._overlay_jpeg_pub = self.create_lifecycle_publisher(
+            CompressedImage, "~/overlay/compressed", OUTPUT_QOS, qos_overriding_options=overrides
+        )
+        self._output_pubs = [self._labels_pub, self._objects_pub, self._overlay_pub, self._overlay_jpeg_pub]
         if self._live["use_depth"]:
             self._depth = DepthFusion(self._live["depth_slop"], max_forward_jump_s=self._live["max_forward_jump"])
             self._markers = ObjectMarkers()
@@ -283,10 +287,11 @@ class VosNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Subscribe to the camera (and depth) and process frames."""
         overrides = QoSOverridingOptions.with_default_policies()
+        compressed = self._live["image_transport"] == "compressed"  # then <image>/compressed, as image_transport
         self._image_sub = self.create_subscription(
-            Image,
-            IMAGE_TOPIC,
-            self._on_image,
+            CompressedImage if compressed else Image,
+            self.resolve_topic_name(IMAGE_TOPIC) + "/compressed" if compressed else IMAGE_TOPIC,
+            self._on_compressed_image if compressed else self._on_image,
             IMAGE_QOS,
             callback_group=MutuallyExclusiveCallbackGroup(),
             event_callbacks=SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos),
@@ -451,11 +456,17 @@ class VosNode(LifecycleNode):
         )
 
     def _on_image(self, msg: Image) -> None:
+        self._take_frame(msg, image_to_rgb)
+
+    def _on_compressed_image(self, msg: CompressedImage) -> None:
+        self._take_frame(msg, compressed_to_rgb)
+
+    def _take_frame(self, msg: Image | CompressedImage, decode) -> None:
         self._counters.add("frames_received")
         self._inputs.add()
         self._last_input = time.monotonic()
         try:
-            rgb = image_to_rgb(msg)
+            rgb = decode(msg)
         except ImageConversionError as error:
             self._counters.add("bad_frames")
             self._warn(f"dropping an image on {self._image_sub.topic_name}: {error}")
@@ -554,8 +565,20 @@ class VosNode(LifecycleNode):
         if self._depth is not None:
             self._publish_3d(frame, label_map, objects, objects_msg)
         self._objects_pub.publish(objects_msg)
-        if self._overlay_pub.get_subscription_count() > 0:
-            self._overlay_pub.publish(overlay_image(frame.rgb, label_map, self._live["overlay_alpha"], frame.header))
+        raw_overlay = self._overlay_pub.get_subscription_count() > 0
+        jpeg_overlay = self._overlay_jpeg_pub.get_subscription_count() > 0
+        if raw_overlay or jpeg_overlay:
+            image, jpeg = overlay_messages(
+                frame.rgb,
+                label_map,
+                self._live["overlay_alpha"],
+                frame.header,
+                raw=raw_overlay,
+                jpeg_quality=self._live["overlay_jpeg_quality"] if jpeg_overlay else None,
+            )
+            for publisher, msg in ((self._overlay_pub, image), (self._overlay_jpeg_pub, jpeg)):
+                if msg is not None:
+                    publisher.publish(msg)
             self._counters.add("overlays_published")
         self._counters.add("frames_processed")
         self._outputs.add()

@@ -16,6 +16,7 @@ from vos_ros.ros.continuity import RESOLUTION_CHANGE_CHOICES
 CONFIG_NAMES = tuple(CONFIGS)
 CAMERA_GEOMETRIES = ("raw", "rectified")
 
+IMAGE_TRANSPORTS = ("raw", "compressed")
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
@@ -39,6 +40,12 @@ def _camera_geometry(value: str) -> str | None:
     if value in CAMERA_GEOMETRIES:
         return None
     return f"camera_geometry {value!r} is not one of {', '.join(CAMERA_GEOMETRIES)}"
+
+
+def _image_transport(value: str) -> str | None:
+    if value in IMAGE_TRANSPORTS:
+        return None
+    return f"image_transport {value!r} is not one of {', '.join(IMAGE_TRANSPORTS)}"
 
 
 def _device(value: str) -> str | None:
@@ -142,7 +149,21 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "Drop the small detached pieces of an object that appear away from where it "
         "was in the previous frame (look-alikes), so that they are neither published nor tracked.",
     ),
+    ParamSpec(
+        "image_transport",
+        "raw",
+        "How the colour image arrives: raw (sensor_msgs/Image on image) or compressed "
+        "(sensor_msgs/CompressedImage, JPEG or PNG, on <image>/compressed).",
+        read_only=True,
+        check=_image_transport,
+    ),
     ParamSpec("overlay_alpha", 0.5, "Opacity of the object colours in ~/overlay.", float_range=(0.0, 1.0)),
+    ParamSpec(
+        "overlay_jpeg_quality",
+        80,
+        "JPEG quality (1-100) of ~/overlay/compressed, published only while subscribed.",
+        int_range=(1, 100),
+    ),
     ParamSpec(
         "frame_buffer_size",
         30,
