@@ -12,6 +12,7 @@ other objects by attention, scored against every pixel.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +29,9 @@ class MatchResult:
     bg_sim: torch.Tensor
     cand_sim: torch.Tensor
     cand_probs: torch.Tensor
+
+    # Dimension along which the fields of results for parts of the query pixels are joined.
+    concat_dims: ClassVar[dict[str, int]] = {"fg_sim": 0, "bg_sim": 0, "cand_sim": 0, "cand_probs": 1}
 
 
 class EmbeddingHead(nn.Module):
@@ -59,11 +63,54 @@ def match_global(query: torch.Tensor, keys: torch.Tensor, probs: torch.Tensor, n
     ``probs`` [K+1, M] are the reference soft labels; the first ``num_fg`` columns are the
     foreground pixels (any object), the rest background.
     """
-    sim = query.t() @ keys
-    fg_sim = sim[:, :num_fg].amax(1) if num_fg else sim.new_full((sim.shape[0],), NO_MATCH)
-    bg_sim = sim[:, num_fg:].amax(1) if num_fg < sim.shape[1] else sim.new_full((sim.shape[0],), NO_MATCH)
-    cand_sim, index = sim.topk(min(topk, sim.shape[1]), dim=1)
-    return MatchResult(fg_sim, bg_sim, cand_sim, probs[:, index])
+    return match_global_split(query, keys[:, :num_fg], keys[:, num_fg:], probs[:, :num_fg], probs[:, num_fg:], topk)
+
+
+def _top(sim: torch.Tensor, topk: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top ``topk`` (or all) similarities per row and their column, NO_MATCH for an empty set."""
+    if sim.shape[1] == 0:
+        return sim.new_full((sim.shape[0], 1), NO_MATCH), None
+    return sim.topk(min(topk, sim.shape[1]), dim=1)
+
+
+def match_global_split(
+    query: torch.Tensor,
+    fg_keys: torch.Tensor,
+    bg_keys: torch.Tensor,
+    fg_probs: torch.Tensor,
+    bg_probs: torch.Tensor,
+    topk: int,
+    chunk: int | None = None,
+) -> MatchResult:
+    """Match query pixels [C, N] against foreground [C, Mf] and background [C, Mb] reference pixels.
+
+    The nearest foreground (background) similarity is the best of the foreground (background)
+    top-k, and the overall top-k is the best of both: one pass over each similarity matrix.
+    ``chunk`` query pixels are matched at a time (None: all at once), which bounds the memory
+    of the similarity matrix; the result does not depend on it.
+    """
+    if chunk is not None and query.shape[1] > chunk:
+        parts = [
+            match_global_split(query[:, i : i + chunk], fg_keys, bg_keys, fg_probs, bg_probs, topk)
+            for i in range(0, query.shape[1], chunk)
+        ]
+        return MatchResult(
+            *(torch.cat([getattr(p, f) for p in parts], dim=d) for f, d in MatchResult.concat_dims.items())
+        )
+    rows = query.t()
+    fg_top, fg_index = _top(rows @ fg_keys, topk)
+    bg_top, bg_index = _top(rows @ bg_keys, topk)
+    fg_sim, bg_sim = fg_top[:, 0], bg_top[:, 0]
+    if fg_index is None and bg_index is None:
+        return MatchResult(fg_sim, bg_sim, fg_top[:, :0], fg_probs.new_zeros((fg_probs.shape[0], rows.shape[0], 0)))
+    if fg_index is None or bg_index is None:
+        only_fg = bg_index is None
+        cand_sim, index = (fg_top, fg_index) if only_fg else (bg_top, bg_index)
+        return MatchResult(fg_sim, bg_sim, cand_sim, (fg_probs if only_fg else bg_probs)[:, index])
+    cand_sim, pick = torch.cat([fg_top, bg_top], dim=1).topk(min(topk, fg_top.shape[1] + bg_top.shape[1]), dim=1)
+    cand_probs = torch.cat([fg_probs[:, fg_index], bg_probs[:, bg_index]], dim=2)
+    cand_probs = cand_probs.gather(2, pick[None].expand(cand_probs.shape[0], -1, -1))
+    return MatchResult(fg_sim, bg_sim, cand_sim, cand_probs)
 
 
 def _tiles(x: torch.Tensor, tile: int) -> torch.Tensor:
