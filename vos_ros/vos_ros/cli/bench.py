@@ -11,9 +11,10 @@ from pathlib import Path
 
 import torch
 
-from vos_ros.cli.arguments import image_size
+from vos_ros.cli.arguments import add_backend_arguments, image_size
 from vos_ros.eval.speed import measure_ms_per_frame, profile_stages
 from vos_ros.model import DEFAULT_CONFIG, build_network
+from vos_ros.model.backends import make_backend
 
 
 def _instances(text: str) -> list[int]:
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     parser.add_argument("--config", default=None, help=f"network config (default {DEFAULT_CONFIG})")
     parser.add_argument("--weights", help="checkpoint path (default: shipped weights of the config)")
+    add_backend_arguments(parser)
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch (default 2)")
     parser.add_argument("--frames", type=int, default=10, help="timed frames per run (default 10)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved runs per object count (default 3)")
@@ -88,20 +90,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*untrained.*")
-            network = build_network(args.config, args.weights, args.device)
+            network = make_backend(build_network(args.config, args.weights, args.device), args.backend, args.graph_dir)
     except ValueError as error:
         print(f"vos-ros-bench: error: {error}", file=sys.stderr)
         return 2
     height, width = args.size
     results = measure_ms_per_frame(network, args.instances, (height, width), frames=args.frames, repeats=args.repeats)
     name = network.config.name
-    print(f"config {name}  device {network.device}  input {width}x{height}  threads {args.threads}")
+    print(
+        f"config {name}  backend {args.backend}  device {network.device}  input {width}x{height}  threads {args.threads}"
+    )
     print(f"{'objects':>8} {'ms/frame':>9} {'p90':>7} {'FPS':>6}")
     for k in sorted(results):
         ms = results[k]["median_ms"]
         print(f"{k:>8d} {ms:>9.1f} {results[k]['p90_ms']:>7.1f} {1000.0 / ms:>6.1f}")
     report = {
         "config": name,
+        "backend": args.backend,
         "device": str(network.device),
         "input_size": [width, height],
         "threads": args.threads,

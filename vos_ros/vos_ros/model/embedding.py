@@ -142,7 +142,7 @@ def match_local(
     Pixels are processed in tiles: one batched matrix product per tile against its
     neighbourhood, then each pixel's (2 radius + 1)^2 window is gathered from it.
     """
-    _, height, width = query.shape
+    height, width = (int(v) for v in query.shape[1:])  # constants when traced: a graph is made per size
     tiles_y, tiles_x = -(-height // tile), -(-width // tile)
     pad = (0, tiles_x * tile - width, 0, tiles_y * tile - height)
     fit = lambda m: F.pad(m, pad)  # noqa: E731
@@ -199,6 +199,18 @@ class PrototypeRelation(nn.Module):
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, prototypes: torch.Tensor) -> torch.Tensor:
-        tokens = prototypes[None]
-        related, _ = self.attention(tokens, tokens, tokens, need_weights=False)
-        return F.normalize(self.norm(tokens + related)[0], dim=1)
+        """Prototypes [K, C] -> related, L2-normalised prototypes [K, C].
+
+        Self-attention written out with the weights of ``self.attention`` (what
+        nn.MultiheadAttention computes), with K left free so an exported graph takes any K.
+        """
+        attention = self.attention
+        heads, dim = attention.num_heads, prototypes.shape[-1]
+        q, k, v = F.linear(prototypes, attention.in_proj_weight, attention.in_proj_bias).chunk(3, dim=-1)
+
+        def split(t: torch.Tensor) -> torch.Tensor:
+            return t.reshape(-1, heads, dim // heads).transpose(0, 1)
+
+        mixed = F.scaled_dot_product_attention(split(q), split(k), split(v))
+        related = attention.out_proj(mixed.transpose(0, 1).reshape(-1, dim))
+        return F.normalize(self.norm(prototypes + related), dim=1)

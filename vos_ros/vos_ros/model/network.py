@@ -33,6 +33,14 @@ EPS = 1e-6
 GLOBAL_CHUNK = 512
 
 
+def log_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """log(sigmoid(x)) as min(x, 0) - log(1 + exp(-|x|)): accurate far into the tails in any runtime.
+
+    (ONNX has no LogSigmoid; exported as Log(Sigmoid(x)) it loses digits where sigmoid is tiny.)
+    """
+    return torch.clamp(x, max=0.0) - torch.log1p(torch.exp(-x.abs()))
+
+
 @dataclass
 class EncodedFrame:
     """What the network computes from one image, before any reference is involved."""
@@ -273,5 +281,5 @@ class VosNetwork(nn.Module):
             instance_logits = instance_logits.view(1, -1, height, width)
             instance_up = F.interpolate(instance_logits, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             fg = fg_logit[0]
-            log_probs = torch.cat([F.logsigmoid(-fg), F.logsigmoid(fg) + torch.log_softmax(instance_up[0], dim=0)])
+            log_probs = torch.cat([log_sigmoid(-fg), log_sigmoid(fg) + torch.log_softmax(instance_up[0], dim=0)])
         return log_probs, fg_logit[0, 0], instance_logits[0]
