@@ -44,6 +44,7 @@ from vos_ros.engine.errors import VosError
 from vos_ros.engine.fragments import FragmentFilter
 from vos_ros.engine.session import Session
 from vos_ros.model import VosNetwork, build_network
+from vos_ros.model.backends import make_backend
 from vos_ros.ros.convert import ImageConversionError, image_to_rgb, labels_to_image, mask_to_labels
 from vos_ros.ros.depth import DepthError
 from vos_ros.ros.depth_fusion import DepthFusion
@@ -103,9 +104,9 @@ class VosNode(Node):
 
         if network is None:
             network = self._build_network()
-        elif any(self._live[name] != SPECS[name].default for name in ("config", "weights", "device")):
+        elif any(self._live[name] != SPECS[name].default for name in ("config", "weights", "device", "backend")):
             self.get_logger().warning(
-                "a shared network was given: the config, weights and device parameters are unused"
+                "a shared network was given: the config, weights, device and backend parameters are unused"
             )
         self._device = str(network.device)
         self._session = Session(
@@ -198,6 +199,7 @@ class VosNode(Node):
             warnings.simplefilter("always")
             torch.set_num_threads(inference_threads(self._live["torch_threads"]))
             network = build_network(self._live["config"], self._live["weights"] or None, self._live["device"])
+            network = make_backend(network, self._live["backend"])
         for warning in caught:
             self.get_logger().warning(str(warning.message))
         return network

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
 from vos_ros.model import CONFIGS, DEFAULT_CONFIG
+from vos_ros.model.backends import BACKENDS
 from vos_ros.model.configs import MIN_SHORT_SIDE
 
 CONFIG_NAMES = tuple(CONFIGS)
@@ -31,6 +32,10 @@ def _short_side(value: int) -> str | None:
     if 0 < value < MIN_SHORT_SIDE:
         return f"short_side {value} is too small: use 0 (the config's own) or at least {MIN_SHORT_SIDE}"
     return None
+
+
+def _backend(value: str) -> str | None:
+    return None if value in BACKENDS else f"unknown backend {value!r} (choose one of {', '.join(BACKENDS)})"
 
 
 def _device(value: str) -> str | None:
@@ -90,6 +95,13 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "Inference device: auto (CUDA when available), cpu, cuda or cuda:N.",
         read_only=True,
         check=_device,
+    ),
+    ParamSpec(
+        "backend",
+        "torch",
+        "Inference backend: torch, or onnxruntime (graphs exported from the weights at start-up; CPU only).",
+        read_only=True,
+        check=_backend,
     ),
     ParamSpec(
         "short_side",
