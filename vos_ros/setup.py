@@ -25,6 +25,7 @@ setup(
             "vos-ros-segment = vos_ros.cli.segment:main",
             "vos-ros-eval = vos_ros.cli.eval:main",
             "vos-ros-bench = vos_ros.cli.bench:main",
+            "vos-ros-export = vos_ros.cli.export:main",
             "vos-ros-train = vos_ros.cli.train:main",
             "vos-ros-demo = vos_ros.cli.demo:main",
             "vos-ros-bag-from-davis = vos_ros.cli.bag_from_davis:main",

@@ -3,9 +3,10 @@
     ros2 launch vos_ros vos.launch.py image:=/camera/color/image_raw [namespace:=front] \
         [depth:=/camera/aligned_depth_to_color/image_raw] [camera_info:=/camera/color/camera_info] \
         [params_file:=my_vos.yaml] [device:=cuda] [use_sim_time:=true] [use_depth:=false] \
-        [autostart:=false] [log_level:=debug]
+        [autostart:=false] [log_level:=debug] [image_transport:=compressed]
 
-The device, use_depth and autostart arguments override the params file. vos_node is a managed
+The device, use_depth, autostart and image_transport arguments override the params file
+(image_transport:=compressed subscribes to <image>/compressed, sensor_msgs/CompressedImage). vos_node is a managed
 (lifecycle) node: with autostart:=false it waits unconfigured for a lifecycle manager (or
 ``ros2 lifecycle set``). Launch it once per camera, each under its own namespace.
 
@@ -49,7 +50,7 @@ def generate_launch_description() -> LaunchDescription:
             DeclareLaunchArgument(
                 "image",
                 default_value="/camera/image_raw",
-                description="Input sensor_msgs/Image topic (rgb8, bgr8, rgba8, bgra8 or mono8).",
+                description="Input sensor_msgs/Image topic (8/16-bit RGB, BGR or mono, YUV 4:2:2 or 8-bit Bayer).",
             ),
             DeclareLaunchArgument(
                 "depth",
@@ -67,6 +68,11 @@ def generate_launch_description() -> LaunchDescription:
             ),
             DeclareLaunchArgument(
                 "device", default_value="auto", description="Inference device: auto, cpu, cuda or cuda:N."
+            ),
+            DeclareLaunchArgument(
+                "image_transport",
+                default_value="raw",
+                description="raw (Image on image) or compressed (CompressedImage on <image>/compressed).",
             ),
             DeclareLaunchArgument(
                 "use_sim_time", default_value="false", description="Use /clock (bag replay) instead of wall time."
@@ -95,6 +101,7 @@ def generate_launch_description() -> LaunchDescription:
                     LaunchConfiguration("params_file"),
                     {
                         "device": ParameterValue(LaunchConfiguration("device"), value_type=str),
+                        "image_transport": ParameterValue(LaunchConfiguration("image_transport"), value_type=str),
                         "use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool),
                         "use_depth": ParameterValue(LaunchConfiguration("use_depth"), value_type=bool),
                         "autostart": ParameterValue(LaunchConfiguration("autostart"), value_type=bool),

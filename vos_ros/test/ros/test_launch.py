@@ -175,6 +175,7 @@ def test_launch_arguments_are_declared_and_described(description):
         "namespace",
         "params_file",
         "device",
+        "image_transport",
         "use_sim_time",
         "use_depth",
         "autostart",

@@ -7,12 +7,14 @@ import json
 import sys
 from pathlib import Path
 
+from vos_ros.cli.arguments import add_backend_arguments
 from vos_ros.engine.errors import VosError
 from vos_ros.engine.fragments import FragmentFilter
 from vos_ros.engine.session import Session
 from vos_ros.eval.davis import DavisDataset, DavisError
 from vos_ros.eval.runner import evaluate, format_table
 from vos_ros.model import DEFAULT_CONFIG, build_network
+from vos_ros.model.backends import make_backend
 from vos_ros.model.configs import MIN_SHORT_SIDE
 from vos_ros.model.factory import shipped_weights
 
@@ -35,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help=f"network config name (default: the checkpoint's, else {DEFAULT_CONFIG})")
     parser.add_argument("--weights", help="checkpoint path (default: the weights shipped for the config)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    add_backend_arguments(parser)
     parser.add_argument(
         "--short-side",
         type=_short_side,
@@ -71,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             sequences = dataset.split(split)
         for name in sequences:  # fail on a bad layout before loading the network
             dataset.sequence(name)
-        network = build_network(args.config, args.weights, args.device)
+        network = make_backend(build_network(args.config, args.weights, args.device), args.backend, args.graph_dir)
         short_side = args.short_side or network.config.short_side
         fragment_filter = None if args.keep_fragments else FragmentFilter()
         report = evaluate(
@@ -93,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         "short_side": short_side,
         "drop_fragments": fragment_filter is not None,
         "weights": str(weights) if weights else None,
+        "backend": args.backend,
         "device": str(network.device),
         **report,
     }

@@ -10,10 +10,12 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from vos_ros.cli.arguments import add_backend_arguments
 from vos_ros.engine.errors import VosError
 from vos_ros.engine.session import Session
 from vos_ros.eval.davis import DavisError, read_image, read_label_png, write_label_png
 from vos_ros.model import DEFAULT_CONFIG, build_network
+from vos_ros.model.backends import make_backend
 from vos_ros.overlay import overlay_rgb
 
 FRAME_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
@@ -33,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help=f"network config (default: the checkpoint's, else {DEFAULT_CONFIG})")
     parser.add_argument("--weights", help="checkpoint path (default: the weights shipped for the config)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    add_backend_arguments(parser)
     parser.add_argument("--labels", help="comma-separated object names, in id order")
     parser.add_argument("--fps", type=float, default=24.0, help="overlay video frame rate (default 24)")
     parser.add_argument("--alpha", type=float, default=0.5, help="overlay colour weight in [0, 1] (default 0.5)")
@@ -58,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     writer = None
     try:
-        network = build_network(args.config, args.weights, args.device)
+        network = make_backend(build_network(args.config, args.weights, args.device), args.backend, args.graph_dir)
         session = Session(network)
         first = read_image(frames[0])
         labels = args.labels.split(",") if args.labels else None

@@ -36,6 +36,7 @@ from vos_ros.engine.state import (
     validate,
 )
 from vos_ros.model.network import EncodedFrame, Reference, VosNetwork
+from vos_ros.model.profiling import stage
 
 MAX_OBJECT_ID = 65535
 MIN_IMAGE_SIDE = 16
@@ -154,7 +155,9 @@ class Session:
         if empty is not None:
             return empty
         with self._inference():
-            frame = self.network.encode(self._to_tensor(image))
+            with stage("preprocessing"):
+                rgb = self._to_tensor(image)
+            frame = self.network.encode(rgb)
         return self._finish_step(frame, image.shape[:2], started)
 
     def _begin_step(self, image: np.ndarray) -> FrameResult | None:
@@ -176,17 +179,21 @@ class Session:
             if self.memory.previous.frame.size != frame.size:  # the input size changed mid-stream
                 self.memory.previous = _resized_reference(self.memory.previous, frame.size)
             output = self.network.segment(frame, self.memory.anchors, self.memory.previous)
-            probs = output.log_probs.float().exp()
-            if self.fragment_filter is not None:
-                probs = self._drop_fragments(probs)
-            self.memory.previous = Reference.pooled(frame, probs)
-            full = F.interpolate(probs[None], size=(height, width), mode="bilinear", align_corners=False)[0]
-            confidence, slots = full.max(0)
-            slots = slots.to(torch.int32).cpu().numpy()
-            confidence = confidence.cpu().numpy()
-        labels = self.objects.slot_to_id()[slots]
-        self._last_labels = labels
-        objects = self._describe(slots, confidence)
+            with stage("post-processing"):
+                probs = output.log_probs.float().exp()
+                if self.fragment_filter is not None:
+                    probs = self._drop_fragments(probs)
+                self.memory.previous = Reference.pooled(frame, probs)
+            with stage("upsampling"):
+                full = F.interpolate(probs[None], size=(height, width), mode="bilinear", align_corners=False)[0]
+            with stage("post-processing"):
+                confidence, slots = full.max(0)
+                slots = slots.to(torch.int32).cpu().numpy()
+                confidence = confidence.cpu().numpy()
+        with stage("post-processing"):
+            labels = self.objects.slot_to_id()[slots]
+            self._last_labels = labels
+            objects = self._describe(slots, confidence)
         elapsed = (time.perf_counter() - started) * 1000.0
         return FrameResult(label_map=labels, objects=objects, frame_index=self.frame_index, model_ms=elapsed)
 

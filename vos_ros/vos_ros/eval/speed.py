@@ -10,12 +10,20 @@ import torch
 
 from vos_ros.engine.session import Session
 from vos_ros.model.network import VosNetwork
+from vos_ros.model.profiling import StageProfiler, profiling
 from vos_ros.synthetic import make_clip
 
 
 def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def _session(network: VosNetwork, clip, objects: int) -> Session:
+    """A session tracking objects 1..``objects`` of ``clip`` from its first frame."""
+    session = Session(network, max_objects=max(64, objects))
+    session.set_mask(clip.frames[0], np.where(clip.labels[0] <= objects, clip.labels[0], 0))
+    return session
 
 
 def measure_ms_per_frame(
@@ -36,9 +44,7 @@ def measure_ms_per_frame(
     times: dict[int, list[float]] = {k: [] for k in instances}
     for _ in range(repeats):
         for k in instances:
-            session = Session(network, max_objects=max(64, k))
-            first = np.where(clip.labels[0] <= k, clip.labels[0], 0)
-            session.set_mask(clip.frames[0], first)
+            session = _session(network, clip, k)
             for t in range(1, warmup + 1):
                 session.step(clip.frames[t])
             for t in range(warmup + 1, warmup + frames + 1):
@@ -51,3 +57,34 @@ def measure_ms_per_frame(
         k: {"median_ms": statistics.median(v), "p90_ms": float(np.percentile(v, 90)), "samples": len(v)}
         for k, v in times.items()
     }
+
+
+def profile_stages(
+    network: VosNetwork,
+    instances: list[int],
+    size: tuple[int, int],
+    frames: int = 10,
+    warmup: int = 3,
+    seed: int = 0,
+) -> dict[int, dict]:
+    """Mean ms per stage of a ``step`` for each object count K, with the measured frame time.
+
+    Each entry holds ``stages_ms`` (see ``vos_ros.model.profiling.STAGES``), their sum
+    ``sum_ms``, the end-to-end ``frame_ms`` measured around the same steps, and the difference.
+    """
+    clip = make_clip(num_objects=max(instances), num_frames=warmup + frames + 1, size=size, seed=seed)
+    results = {}
+    for k in instances:
+        session = _session(network, clip, k)
+        for t in range(1, warmup + 1):
+            session.step(clip.frames[t])
+        profiler = StageProfiler(network.device)
+        with profiling(profiler):
+            for t in range(warmup + 1, warmup + frames + 1):
+                _synchronize(network.device)
+                started = time.perf_counter()
+                session.step(clip.frames[t])
+                _synchronize(network.device)
+                profiler.add_frame((time.perf_counter() - started) * 1000.0)
+        results[k] = profiler.per_frame()
+    return results

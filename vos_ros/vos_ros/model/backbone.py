@@ -51,7 +51,10 @@ def _bn(channels: int) -> nn.BatchNorm2d:
 
 
 def _in_place(x: torch.Tensor) -> bool:
-    """Whether ``x`` may be overwritten: CPU inference (no autograd) on a contiguous tensor."""
+    """Whether ``x`` may be overwritten: CPU inference (no autograd) on a contiguous tensor, not
+    while the graph is being traced for export (the in-place kernels have no ONNX form)."""
+    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        return False
     return not torch.is_grad_enabled() and x.device.type == "cpu" and x.is_contiguous()
 
 

@@ -12,6 +12,7 @@ other objects by attention, scored against every pixel.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +36,9 @@ class MatchResult:
     bg_sim: torch.Tensor
     cand_sim: torch.Tensor
     cand_probs: torch.Tensor
+
+    # Dimension along which the fields of results for parts of the query pixels are joined.
+    concat_dims: ClassVar[dict[str, int]] = {"fg_sim": 0, "bg_sim": 0, "cand_sim": 0, "cand_probs": 1}
 
 
 class EmbeddingHead(nn.Module):
@@ -77,21 +81,56 @@ def match_global(
     nothing but the BLAS call shapes. Autograd works through the chunks as through the whole.
     """
     budget = MATCH_CHUNK_BYTES if chunk_bytes is None else chunk_bytes
-    columns = keys.shape[1]
-    rows = max(MIN_CHUNK_ROWS, budget // max(1, columns * keys.element_size()))
-    k = min(topk, columns)
-    fg, bg, cand, indices = [], [], [], []
-    queries = query.t()
-    for start in range(0, queries.shape[0], rows):
-        sim = queries[start : start + rows] @ keys
-        fg.append(sim[:, :num_fg].amax(1) if num_fg else sim.new_full((sim.shape[0],), NO_MATCH))
-        bg.append(sim[:, num_fg:].amax(1) if num_fg < columns else sim.new_full((sim.shape[0],), NO_MATCH))
-        values, index = sim.topk(k, dim=1)
-        cand.append(values)
-        indices.append(index)
-        del sim
-    index = torch.cat(indices)
-    return MatchResult(torch.cat(fg), torch.cat(bg), torch.cat(cand), probs[:, index])
+    rows = max(MIN_CHUNK_ROWS, budget // max(1, keys.shape[1] * keys.element_size()))
+    fg, bg = slice(None, num_fg), slice(num_fg, None)
+    return match_global_split(query, keys[:, fg], keys[:, bg], probs[:, fg], probs[:, bg], topk, chunk=rows)
+
+
+def _top(sim: torch.Tensor, topk: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top ``topk`` (or all) similarities per row and their column, NO_MATCH for an empty set."""
+    if sim.shape[1] == 0:
+        return sim.new_full((sim.shape[0], 1), NO_MATCH), None
+    return sim.topk(min(topk, sim.shape[1]), dim=1)
+
+
+def match_global_split(
+    query: torch.Tensor,
+    fg_keys: torch.Tensor,
+    bg_keys: torch.Tensor,
+    fg_probs: torch.Tensor,
+    bg_probs: torch.Tensor,
+    topk: int,
+    chunk: int | None = None,
+) -> MatchResult:
+    """Match query pixels [C, N] against foreground [C, Mf] and background [C, Mb] reference pixels.
+
+    The nearest foreground (background) similarity is the best of the foreground (background)
+    top-k, and the overall top-k is the best of both: one pass over each similarity matrix.
+    ``chunk`` query pixels are matched at a time (None: all at once), which bounds the memory
+    of the similarity matrix; the result does not depend on it.
+    """
+    if chunk is not None and query.shape[1] > chunk:
+        parts = [
+            match_global_split(query[:, i : i + chunk], fg_keys, bg_keys, fg_probs, bg_probs, topk)
+            for i in range(0, query.shape[1], chunk)
+        ]
+        return MatchResult(
+            *(torch.cat([getattr(p, f) for p in parts], dim=d) for f, d in MatchResult.concat_dims.items())
+        )
+    rows = query.t()
+    fg_top, fg_index = _top(rows @ fg_keys, topk)
+    bg_top, bg_index = _top(rows @ bg_keys, topk)
+    fg_sim, bg_sim = fg_top[:, 0], bg_top[:, 0]
+    if fg_index is None and bg_index is None:
+        return MatchResult(fg_sim, bg_sim, fg_top[:, :0], fg_probs.new_zeros((fg_probs.shape[0], rows.shape[0], 0)))
+    if fg_index is None or bg_index is None:
+        only_fg = bg_index is None
+        cand_sim, index = (fg_top, fg_index) if only_fg else (bg_top, bg_index)
+        return MatchResult(fg_sim, bg_sim, cand_sim, (fg_probs if only_fg else bg_probs)[:, index])
+    cand_sim, pick = torch.cat([fg_top, bg_top], dim=1).topk(min(topk, fg_top.shape[1] + bg_top.shape[1]), dim=1)
+    cand_probs = torch.cat([fg_probs[:, fg_index], bg_probs[:, bg_index]], dim=2)
+    cand_probs = cand_probs.gather(2, pick[None].expand(cand_probs.shape[0], -1, -1))
+    return MatchResult(fg_sim, bg_sim, cand_sim, cand_probs)
 
 
 def _tiles(x: torch.Tensor, tile: int) -> torch.Tensor:
@@ -123,7 +162,7 @@ def match_local(
     Pixels are processed in tiles: one batched matrix product per tile against its
     neighbourhood, then each pixel's (2 radius + 1)^2 window is gathered from it.
     """
-    _, height, width = query.shape
+    height, width = (int(v) for v in query.shape[1:])  # constants when traced: a graph is made per size
     tiles_y, tiles_x = -(-height // tile), -(-width // tile)
     pad = (0, tiles_x * tile - width, 0, tiles_y * tile - height)
     fit = lambda m: F.pad(m, pad)  # noqa: E731
@@ -180,6 +219,18 @@ class PrototypeRelation(nn.Module):
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, prototypes: torch.Tensor) -> torch.Tensor:
-        tokens = prototypes[None]
-        related, _ = self.attention(tokens, tokens, tokens, need_weights=False)
-        return F.normalize(self.norm(tokens + related)[0], dim=1)
+        """Prototypes [K, C] -> related, L2-normalised prototypes [K, C].
+
+        Self-attention written out with the weights of ``self.attention`` (what
+        nn.MultiheadAttention computes), with K left free so an exported graph takes any K.
+        """
+        attention = self.attention
+        heads, dim = attention.num_heads, prototypes.shape[-1]
+        q, k, v = F.linear(prototypes, attention.in_proj_weight, attention.in_proj_bias).chunk(3, dim=-1)
+
+        def split(t: torch.Tensor) -> torch.Tensor:
+            return t.reshape(-1, heads, dim // heads).transpose(0, 1)
+
+        mixed = F.scaled_dot_product_attention(split(q), split(k), split(v))
+        related = attention.out_proj(mixed.transpose(0, 1).reshape(-1, dim))
+        return F.normalize(self.norm(prototypes + related), dim=1)

@@ -21,13 +21,24 @@ from vos_ros.model.embedding import (
     EmbeddingHead,
     PrototypeRelation,
     backbone_embedding,
-    match_global,
+    match_global_split,
     match_local,
     pool_prototypes,
     vote,
 )
+from vos_ros.model.profiling import stage
 
 EPS = 1e-6
+# Query pixels matched against the anchors at a time (bounds the similarity matrix to a few MB).
+GLOBAL_CHUNK = 512
+
+
+def log_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """log(sigmoid(x)) as min(x, 0) - log(1 + exp(-|x|)): accurate far into the tails in any runtime.
+
+    (ONNX has no LogSigmoid; exported as Log(Sigmoid(x)) it loses digits where sigmoid is tiny.)
+    """
+    return torch.clamp(x, max=0.0) - torch.log1p(torch.exp(-x.abs()))
 
 
 @dataclass
@@ -46,6 +57,22 @@ class EncodedFrame:
 
 
 @dataclass
+class ReferencePixels:
+    """A reference's pixels split into foreground (any object) and background, plus its prototype sums.
+
+    Keys [C, M*], soft labels [K+1, M*]; ``sums`` [K, C] and ``weights`` [K] pool its instance
+    embedding under its object probabilities.
+    """
+
+    fg_keys: torch.Tensor
+    bg_keys: torch.Tensor
+    fg_probs: torch.Tensor
+    bg_probs: torch.Tensor
+    sums: torch.Tensor
+    weights: torch.Tensor
+
+
+@dataclass
 class Reference:
     """One encoded reference frame with its soft labels [K+1, h, w] at stride 8.
 
@@ -57,6 +84,9 @@ class Reference:
     frame: EncodedFrame
     probs: torch.Tensor
     foreground_only: bool = False
+
+    def __post_init__(self) -> None:
+        self._split: tuple | None = None
 
     @classmethod
     def pooled(cls, frame: EncodedFrame, probs: torch.Tensor) -> Reference:
@@ -70,6 +100,46 @@ class Reference:
             keep = probs[0] < 0.5
             keys, probs = keys[:, keep], probs[:, keep]
         return keys, probs
+
+    def split_pixels(self) -> ReferencePixels:
+        """The pixels split by foreground, with the prototype sums; computed once per label state.
+
+        Anchors are matched on every frame while their labels rarely change: the split is
+        cached and recomputed when ``probs`` or ``foreground_only`` are replaced (the memory
+        replaces, never edits, them). Only cached outside autograd.
+        """
+        state = (self.probs, self.foreground_only)
+        if self._split is not None and self._split[0] is state[0] and self._split[1] == state[1]:
+            return self._split[2]
+        keys, probs = self.frame.key.flatten(1), self.probs.flatten(1)
+        fg = probs[0] < 0.5
+        sums, weights = pool_prototypes(self.frame.instance, self.probs)
+        split = ReferencePixels(
+            fg_keys=keys[:, fg],
+            bg_keys=keys[:, :0] if self.foreground_only else keys[:, ~fg],
+            fg_probs=probs[:, fg],
+            bg_probs=probs[:, :0] if self.foreground_only else probs[:, ~fg],
+            sums=sums,
+            weights=weights,
+        )
+        if not torch.is_grad_enabled():
+            self._split = (*state, split)
+        return split
+
+
+def join_references(anchors: list[Reference]) -> ReferencePixels:
+    """The anchors' pixels, foreground then background (each in anchor order), with summed prototypes."""
+    parts = [a.split_pixels() for a in anchors]
+    if len(parts) == 1:
+        return parts[0]
+    return ReferencePixels(
+        fg_keys=torch.cat([p.fg_keys for p in parts], dim=1),
+        bg_keys=torch.cat([p.bg_keys for p in parts], dim=1),
+        fg_probs=torch.cat([p.fg_probs for p in parts], dim=1),
+        bg_probs=torch.cat([p.bg_probs for p in parts], dim=1),
+        sums=sum(p.sums for p in parts),
+        weights=sum(p.weights for p in parts),
+    )
 
 
 @dataclass
@@ -105,7 +175,10 @@ class VosNetwork(nn.Module):
 
     def encode(self, rgb: torch.Tensor) -> EncodedFrame:
         """Encode one image [1, 3, H, W] (RGB in [0, 1])."""
-        return self.encode_features(self.backbone(rgb))[0]
+        with stage("backbone"):
+            features = self.backbone(rgb)
+        with stage("embedding heads"):
+            return self.encode_features(features)[0]
 
     def encode_features(self, features: dict[int, torch.Tensor]) -> list[EncodedFrame]:
         """Embeddings of a batch from its backbone features (strides 4, 8, 16): one frame per item."""
@@ -123,52 +196,90 @@ class VosNetwork(nn.Module):
 
     def segment(self, frame: EncodedFrame, anchors: list[Reference], previous: Reference) -> Segmentation:
         """Segment all K objects of ``frame`` given anchor frames and the previous frame."""
+        with stage("global matching"):
+            refs = join_references(anchors)
+        log_probs, fg_logit, instance_logits = self.segment_tensors(
+            frame.key,
+            frame.instance,
+            frame.skip,
+            frame.hidden,
+            refs.fg_keys,
+            refs.bg_keys,
+            refs.fg_probs,
+            refs.bg_probs,
+            refs.sums,
+            refs.weights,
+            previous.frame.key,
+            previous.frame.instance,
+            previous.probs,
+        )
+        return Segmentation(log_probs=log_probs, fg_logit=fg_logit, instance_logits=instance_logits)
+
+    def segment_tensors(
+        self,
+        key: torch.Tensor,
+        instance: torch.Tensor,
+        skip: torch.Tensor,
+        hidden: torch.Tensor | None,
+        fg_keys: torch.Tensor,
+        bg_keys: torch.Tensor,
+        fg_probs: torch.Tensor,
+        bg_probs: torch.Tensor,
+        anchor_sums: torch.Tensor,
+        anchor_weights: torch.Tensor,
+        previous_key: torch.Tensor,
+        previous_instance: torch.Tensor,
+        previous_probs: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The segmentation step on tensors only (the part that is exported as a graph).
+
+        Returns log-probabilities [K+1, h4, w4], the foreground logit [h4, w4] and the
+        instance logits [K, h, w].
+        """
         cfg = self.config
-        height, width = frame.size
-        query = frame.key.flatten(1)
-        anchor_pixels = [a.pixels() for a in anchors]
-        keys = torch.cat([k for k, _ in anchor_pixels], dim=1)
-        probs = torch.cat([p for _, p in anchor_pixels], dim=1)
-        order = torch.argsort((probs[0] >= 0.5).to(torch.uint8), stable=True)
-        num_fg = int((probs[0] < 0.5).sum())
-        global_match = match_global(query, keys[:, order], probs[:, order], num_fg, cfg.topk)
-        local_match = match_local(frame.key, previous.frame.key, previous.probs, cfg.local_radius, cfg.topk)
-        temperature = self.log_temperature.exp() if cfg.learned else cfg.temperature
-        votes = vote([global_match, local_match], temperature)
-        fg_vote = (1.0 - votes[0]).clamp(1e-4, 1 - 1e-4)
-        prior_logit = torch.log(fg_vote / (1.0 - fg_vote)).view(1, 1, height, width)
-        instance_vote = torch.log(votes[1:] / (votes[1:].sum(0, keepdim=True) + EPS) + EPS)
+        height, width = key.shape[-2:]
+        with stage("global matching"):
+            chunk = None if torch.jit.is_tracing() else GLOBAL_CHUNK
+            global_match = match_global_split(key.flatten(1), fg_keys, bg_keys, fg_probs, bg_probs, cfg.topk, chunk)
+        with stage("local matching"):
+            local_match = match_local(key, previous_key, previous_probs, cfg.local_radius, cfg.topk)
+        with stage("vote"):
+            temperature = self.log_temperature.exp() if cfg.learned else cfg.temperature
+            votes = vote([global_match, local_match], temperature)
+            fg_vote = (1.0 - votes[0]).clamp(1e-4, 1 - 1e-4)
+            prior_logit = torch.log(fg_vote / (1.0 - fg_vote)).view(1, 1, height, width)
+            instance_vote = torch.log(votes[1:] / (votes[1:].sum(0, keepdim=True) + EPS) + EPS)
 
-        sums, weights = pool_prototypes(previous.frame.instance, previous.probs)
-        for anchor in anchors:
-            anchor_sums, anchor_weights = pool_prototypes(anchor.frame.instance, anchor.probs)
+        with stage("prototypes/attention"):
+            sums, weights = pool_prototypes(previous_instance, previous_probs)
             sums, weights = sums + anchor_sums, weights + anchor_weights
-        prototypes = F.normalize(sums / (weights[:, None] + EPS), dim=1)
-        pixels = frame.instance.flatten(1)
+            prototypes = F.normalize(sums / (weights[:, None] + EPS), dim=1)
+            pixels = instance.flatten(1)
+            if cfg.learned:
+                prototypes = self.relation(prototypes)
+                instance_logits = self.prototype_scale * (prototypes @ pixels) + self.vote_weight * instance_vote
+            else:
+                scale = cfg.prototype_weight / cfg.prototype_temperature
+                instance_logits = scale * (prototypes @ pixels) + instance_vote
 
-        if cfg.learned:
-            prototypes = self.relation(prototypes)
-            instance_logits = self.prototype_scale * (prototypes @ pixels) + self.vote_weight * instance_vote
-            match_maps = torch.stack(
-                [
-                    global_match.fg_sim,
-                    global_match.bg_sim,
-                    local_match.fg_sim,
-                    local_match.bg_sim,
-                    fg_vote,
-                    1.0 - previous.probs[0].flatten(),
-                ]
-            ).view(1, -1, height, width)
-            fg_logit = self.decoder(match_maps, frame.hidden, frame.skip, prior_logit)
-        else:
-            scale = cfg.prototype_weight / cfg.prototype_temperature
-            instance_logits = scale * (prototypes @ pixels) + instance_vote
-            fg_logit = F.interpolate(prior_logit, size=frame.skip.shape[-2:], mode="bilinear", align_corners=False)
-
-        instance_logits = instance_logits.view(1, -1, height, width)
-        instance_up = F.interpolate(instance_logits, size=frame.skip.shape[-2:], mode="bilinear", align_corners=False)[
-            0
-        ]
-        fg = fg_logit[0]
-        log_probs = torch.cat([F.logsigmoid(-fg), F.logsigmoid(fg) + torch.log_softmax(instance_up, dim=0)])
-        return Segmentation(log_probs=log_probs, fg_logit=fg_logit[0, 0], instance_logits=instance_logits[0])
+        with stage("decoder"):
+            if cfg.learned:
+                match_maps = torch.stack(
+                    [
+                        global_match.fg_sim,
+                        global_match.bg_sim,
+                        local_match.fg_sim,
+                        local_match.bg_sim,
+                        fg_vote,
+                        1.0 - previous_probs[0].flatten(),
+                    ]
+                ).view(1, -1, height, width)
+                fg_logit = self.decoder(match_maps, hidden, skip, prior_logit)
+        with stage("upsampling"):
+            if not cfg.learned:
+                fg_logit = F.interpolate(prior_logit, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            instance_logits = instance_logits.view(1, -1, height, width)
+            instance_up = F.interpolate(instance_logits, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            fg = fg_logit[0]
+            log_probs = torch.cat([log_sigmoid(-fg), log_sigmoid(fg) + torch.log_softmax(instance_up[0], dim=0)])
+        return log_probs, fg_logit[0, 0], instance_logits[0]

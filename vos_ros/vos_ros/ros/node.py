@@ -46,6 +46,7 @@ from vos_ros.engine.errors import VosError
 from vos_ros.engine.fragments import FragmentFilter
 from vos_ros.engine.session import Session
 from vos_ros.model import VosNetwork, build_network
+from vos_ros.model.backends import make_backend
 from vos_ros.ros.allocator import retain_freed_memory
 from vos_ros.ros.compressed import compressed_to_rgb
 from vos_ros.ros.continuity import PersistentState, StreamEvent, StreamWatch, resolution_change
@@ -113,10 +114,10 @@ class VosNode(LifecycleNode):
         self._live = {spec.name: self.get_parameter(spec.name).value for spec in PARAMETERS}
         self.add_post_set_parameters_callback(self._apply_parameters)
         if network is not None and any(
-            self._live[name] != SPECS[name].default for name in ("config", "weights", "device")
+            self._live[name] != SPECS[name].default for name in ("config", "weights", "device", "backend")
         ):
             self.get_logger().warning(
-                "a shared network was given: the config, weights and device parameters are unused"
+                "a shared network was given: the config, weights, device and backend parameters are unused"
             )
         self._shared_network = network
         self._on_finalized = on_finalized
@@ -222,9 +223,9 @@ class VosNode(LifecycleNode):
         """Whether the inference worker runs (configured and active)."""
         return self._worker is not None
 
-    def receive_image(self, msg: Image) -> None:
-        """Hand an image to the node as its image subscription does."""
-        self._on_image(msg)
+    def receive_image(self, msg: Image | CompressedImage) -> None:
+        """Hand an image (raw or compressed) to the node as its image subscription does."""
+        self._take_frame(msg, compressed_to_rgb if isinstance(msg, CompressedImage) else image_to_rgb)
 
     def receive_initial_mask(self, request: SetInitialMask.Request) -> SetInitialMask.Response:
         """Call ~/set_initial_mask in process; returns the response the service would send."""
@@ -404,6 +405,7 @@ class VosNode(LifecycleNode):
             warnings.simplefilter("always")
             torch.set_num_threads(inference_threads(self._live["torch_threads"]))
             network = build_network(self._live["config"], self._live["weights"] or None, self._live["device"])
+            network = make_backend(network, self._live["backend"])
         for warning in caught:
             self.get_logger().warning(str(warning.message))
         return network

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
 from vos_ros.model import CONFIGS, DEFAULT_CONFIG
+from vos_ros.model.backends import BACKENDS
 from vos_ros.model.configs import MIN_SHORT_SIDE
 from vos_ros.ros.continuity import RESOLUTION_CHANGE_CHOICES
 
@@ -46,6 +47,10 @@ def _image_transport(value: str) -> str | None:
     if value in IMAGE_TRANSPORTS:
         return None
     return f"image_transport {value!r} is not one of {', '.join(IMAGE_TRANSPORTS)}"
+
+
+def _backend(value: str) -> str | None:
+    return None if value in BACKENDS else f"unknown backend {value!r} (choose one of {', '.join(BACKENDS)})"
 
 
 def _device(value: str) -> str | None:
@@ -125,6 +130,13 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "Inference device: auto (CUDA when available), cpu, cuda or cuda:N.",
         read_only=True,
         check=_device,
+    ),
+    ParamSpec(
+        "backend",
+        "torch",
+        "Inference backend: torch, or onnxruntime (graphs exported from the weights at start-up; CPU only).",
+        read_only=True,
+        check=_backend,
     ),
     ParamSpec(
         "short_side",
