@@ -4,6 +4,7 @@ image size changing mid-stream."""
 
 import os
 import signal
+import threading
 import time
 
 import cv2
@@ -184,6 +185,36 @@ def test_too_many_objects_and_a_burst_of_frames(node, clip):
     assert sum(s in node.labels for s in stamps) < len(stamps), "the burst was not queued frame by frame"
     labels = send(node, clip.frames[52], base + 10**9)
     assert [o.id for o in node.tracked(base + 10**9).objects] == [1, 2] and labels.shape == (HEIGHT, WIDTH)
+
+
+def test_service_calls_in_a_tight_loop_while_tracking(node, clip):
+    base = time.time_ns() + 4000 * 10**9
+    send(node, clip.frames[30], base)
+    assert node.set_initial_mask(clip.labels[30], base, labels=["disc", "box"]).success
+    stop = threading.Event()
+    answered = []
+
+    def stream() -> None:
+        t = 0
+        while not stop.is_set():
+            t += 1
+            stamp = base + t * 10**7
+            send(node, clip.frames[30 + t % 30], stamp)
+            answered.append(stamp)
+
+    sender = threading.Thread(target=stream)
+    sender.start()
+    try:
+        before = len(answered)
+        for _ in range(200):  # back to back, as fast as the node answers
+            response = node.remove_objects([99])
+            assert not response.success and "99" in response.message
+        during = len(answered) - before
+    finally:
+        stop.set()
+        sender.join()
+    assert during > 0, "frames were answered while the services were called"
+    assert [o.id for o in node.tracked(answered[-1]).objects] == [1, 2]
 
 
 def test_clock_going_backwards_clears_the_pairing_and_tracking_goes_on(tmp_path, clip):
