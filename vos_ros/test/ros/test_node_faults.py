@@ -4,6 +4,7 @@ image size changing mid-stream."""
 
 import os
 import signal
+import threading
 import time
 
 import cv2
@@ -11,11 +12,12 @@ import numpy as np
 import pytest
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
+from rosgraph_msgs.msg import Clock
 
 from vos_ros.ros.client import ClientError, VosClient, launch_node
 from vos_ros.ros.convert import mask_to_labels
 from vos_ros.ros.domains import free_domain_id
-from vos_ros.ros.stamps import stamp_to_ns
+from vos_ros.ros.stamps import set_stamp, stamp_to_ns
 from vos_ros.synthetic import make_clip
 
 pytestmark = pytest.mark.ros  # starts vos_node processes and talks DDS
@@ -183,3 +185,63 @@ def test_too_many_objects_and_a_burst_of_frames(node, clip):
     assert sum(s in node.labels for s in stamps) < len(stamps), "the burst was not queued frame by frame"
     labels = send(node, clip.frames[52], base + 10**9)
     assert [o.id for o in node.tracked(base + 10**9).objects] == [1, 2] and labels.shape == (HEIGHT, WIDTH)
+
+
+def test_service_calls_in_a_tight_loop_while_tracking(node, clip):
+    base = time.time_ns() + 4000 * 10**9
+    send(node, clip.frames[30], base)
+    assert node.set_initial_mask(clip.labels[30], base, labels=["disc", "box"]).success
+    stop = threading.Event()
+    answered = []
+
+    def stream() -> None:
+        t = 0
+        while not stop.is_set():
+            t += 1
+            stamp = base + t * 10**7
+            send(node, clip.frames[30 + t % 30], stamp)
+            answered.append(stamp)
+
+    sender = threading.Thread(target=stream)
+    sender.start()
+    try:
+        before = len(answered)
+        for _ in range(200):  # back to back, as fast as the node answers
+            response = node.remove_objects([99])
+            assert not response.success and "99" in response.message
+        during = len(answered) - before
+    finally:
+        stop.set()
+        sender.join()
+    assert during > 0, "frames were answered while the services were called"
+    assert [o.id for o in node.tracked(answered[-1]).objects] == [1, 2]
+
+
+def test_clock_going_backwards_clears_the_pairing_and_tracking_goes_on(tmp_path, clip):
+    with launch_node(
+        [*NODE_ARGS, "-p", "use_sim_time:=true"], tmp_path / "sim.log", domain_id=free_domain_id(), outputs=True
+    ) as node:
+        clock = node.node.create_publisher(Clock, "/clock", 10)
+
+        def publish_clock(seconds: float) -> None:
+            msg = Clock()
+            set_stamp(msg.clock, round(seconds * 1e9))
+            clock.publish(msg)
+
+        for _ in range(30):  # until the node's time source has the publisher
+            publish_clock(1000.0)
+            time.sleep(0.1)
+        stamp = 1000 * 10**9
+        send(node, clip.frames[0], stamp)
+        assert node.set_initial_mask(clip.labels[0], stamp, labels=["disc", "box"]).success
+        send(node, clip.frames[1], stamp + 10**8)
+
+        deadline = time.monotonic() + 20.0
+        while "/clock jumped backwards" not in log_text(node):
+            assert time.monotonic() < deadline, log_text(node)[-2000:]
+            publish_clock(10.0)  # the simulator resets
+            time.sleep(0.2)
+        assert not node.set_initial_mask(clip.labels[1], stamp + 10**8).success, "no pairing across the jump"
+        labels = send(node, clip.frames[2], 10 * 10**9 + 1)
+        assert [o.id for o in node.tracked(10 * 10**9 + 1).objects] == [1, 2]
+        assert iou(labels, clip.labels[2], 1) >= MIN_IOU

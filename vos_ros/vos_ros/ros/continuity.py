@@ -121,6 +121,13 @@ class StreamWatch:
     def set_max_forward(self, seconds: float) -> None:
         self._jumps.max_forward_ns = round(seconds * 1e9)
 
+    def time_jumped(self) -> None:
+        """The node's clock jumped (``/clock`` went backwards): a new epoch; the next stamp starts afresh."""
+        with self._lock:
+            self._epoch += 1
+            self.jumps += 1
+        self._jumps.forget()
+
     def observe(self, stamp_ns: int, frame_id: str) -> StreamEvent:
         """Take one image's stamp and frame_id; what changed (a frame_id change is reported once per id)."""
         jump = self._jumps.check(stamp_ns)

@@ -23,7 +23,8 @@ from lifecycle_msgs.srv import ChangeState
 from rcl_interfaces.msg import SetParametersResult
 from rclpy._rclpy_pybind11 import RCLError
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.clock import Clock, ClockType
+from rclpy.clock import Clock, ClockType, JumpThreshold
+from rclpy.duration import Duration
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
@@ -170,6 +171,10 @@ class VosNode(LifecycleNode):
             self._publish_diagnostics,
             callback_group=MutuallyExclusiveCallbackGroup(),
             clock=Clock(clock_type=ClockType.STEADY_TIME),
+        )
+        self._clock_jumps = self.get_clock().create_jump_callback(  # /clock going backwards (use_sim_time)
+            JumpThreshold(min_forward=None, min_backward=Duration(nanoseconds=-1), on_clock_change=False),
+            post_callback=self._on_clock_jump,
         )
 
         if self._live["autostart"]:
@@ -704,20 +709,27 @@ class VosNode(LifecycleNode):
     def _on_stream_event(self, event: StreamEvent) -> None:
         """A time jump clears what pairs by stamp (objects stay); a new frame_id is logged once."""
         if event.jump is not None:
-            self._recent.clear()
-            if self._depth is not None:
-                self._depth.clear()
-            self._counters.add("time_jumps")
-            self.get_logger().warning(
-                f"{event.jump.describe()} on {self._image_sub.topic_name}: cleared the recent frames"
-                f"{' and depth images' if self._depth is not None else ''}; objects kept, nothing is paired "
-                "across the jump"
-            )
+            self._clear_pairing(f"{event.jump.describe()} on {self._image_sub.topic_name}")
         if event.new_frame_id is not None:
             self.get_logger().warning(
                 f"the frame_id of {self._image_sub.topic_name} changed from {event.new_frame_id[0]!r} to "
                 f"{event.new_frame_id[1]!r}; outputs carry the new one"
             )
+
+    def _on_clock_jump(self, jump) -> None:
+        """/clock went backwards (a bag loops, a simulator resets): as a jump of the image stamps."""
+        self._stream.time_jumped()
+        self._clear_pairing(f"/clock jumped backwards by {abs(jump.delta.nanoseconds) / 1e9:.3f} s")
+
+    def _clear_pairing(self, what: str) -> None:
+        self._recent.clear()
+        if self._depth is not None:
+            self._depth.clear()
+        self._counters.add("time_jumps")
+        self.get_logger().warning(
+            f"{what}: cleared the recent frames{' and depth images' if self._depth is not None else ''}; "
+            "objects kept, nothing is paired across the jump"
+        )
 
     def _on_resolution_change(self, size: tuple[int, int]) -> None:
         """Under the session lock: carry the objects over to the new size, or reset (per on_resolution_change)."""

@@ -134,8 +134,8 @@ class MemorySampler:
 
 
 class Churn:
-    """Every ``period`` s: remove the last object, or give it again (from the clip's labels of a
-    frame the node has just received) when it was removed."""
+    """Every ``period`` s: remove the last object, or give it again (appended, on the node's newest
+    frame) when it was removed."""
 
     def __init__(self, client: VosClient, clip, period: float, object_id: int):
         self.client, self.clip, self.period, self.object_id = client, clip, period, object_id
@@ -153,11 +153,12 @@ class Churn:
                 response = self.client.remove_objects([self.object_id], timeout=30.0)
                 self.removes += 1
             else:
-                answered = self.client.labels.received_ns
-                # a frame the node has answered is in its recent frames (a published one may have been lost)
-                stamp, index = next(((s, i) for s, i in reversed(published) if s in answered), published[-1])
+                # stamp 0: the node's newest frame, whatever it is (a frame by its stamp may have left the
+                # node's recent frames when inference is slow); the mask is that of the newest published
+                # frame, at most a few frames of motion away from it
+                index = published[-1][1]
                 mask = np.where(self.clip.labels[index] == self.object_id, self.object_id, 0).astype(np.uint16)
-                header = make_header(stamp)
+                header = make_header(0)
                 response = self.client.set_initial_mask(labels_to_image(mask, header), append=True, timeout=30.0)
                 self.adds += 1
         except ClientError as error:
