@@ -143,7 +143,8 @@ class Backbone(nn.Module):
         """Features by stride; the stem and the first ``frozen_blocks`` blocks run without autograd."""
         grad = torch.is_grad_enabled()
         with torch.set_grad_enabled(grad and frozen_blocks == 0):
-            x = F.relu6(self._bn0(self._conv_stem(rgb * 2.0 - 1.0)))
+            # Channels-last runs the depthwise convolutions about twice as fast on a CPU (same numbers).
+            x = F.relu6(self._bn0(self._conv_stem((rgb * 2.0 - 1.0).contiguous(memory_format=torch.channels_last))))
         features = {}
         for index, block in enumerate(self._blocks):
             with torch.set_grad_enabled(grad and index >= frozen_blocks):
