@@ -55,7 +55,8 @@ def _in_place(x: torch.Tensor) -> bool:
     while the graph is being traced for export (the in-place kernels have no ONNX form)."""
     if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
         return False
-    return not torch.is_grad_enabled() and x.device.type == "cpu" and x.is_contiguous()
+    dense = x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)
+    return not torch.is_grad_enabled() and x.device.type == "cpu" and dense
 
 
 def bn_act(bn: nn.BatchNorm2d, x: torch.Tensor, relu6: bool = True) -> torch.Tensor:
@@ -171,7 +172,8 @@ class Backbone(nn.Module):
         """Features by stride; the stem and the first ``frozen_blocks`` blocks run without autograd."""
         grad = torch.is_grad_enabled()
         with torch.set_grad_enabled(grad and frozen_blocks == 0):
-            x = bn_act(self._bn0, self._conv_stem(rgb * 2.0 - 1.0))
+            # Channels-last runs the depthwise convolutions about twice as fast on a CPU (same numbers).
+            x = bn_act(self._bn0, self._conv_stem((rgb * 2.0 - 1.0).contiguous(memory_format=torch.channels_last)))
         features = {}
         for index, block in enumerate(self._blocks):
             with torch.set_grad_enabled(grad and index >= frozen_blocks):

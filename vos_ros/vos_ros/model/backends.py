@@ -232,7 +232,7 @@ class OnnxRuntimeNetwork:
         """Encode one image [1, 3, H, W] (RGB in [0, 1]) with the encoder graph."""
         size = tuple(rgb.shape[-2:])
         graph = self._graph("encoder", size, lambda out: export_encoder(self.network, size, out))
-        with stage("backbone"):
+        with stage("encoder graph"):
             key, instance, skip, hidden = (
                 torch.from_numpy(a) for a in graph.run(None, {"rgb": rgb.cpu().numpy().astype(np.float32)})
             )
@@ -240,7 +240,7 @@ class OnnxRuntimeNetwork:
 
     def segment(self, frame: EncodedFrame, anchors: list[Reference], previous: Reference) -> Segmentation:
         """Segment all K objects of ``frame`` with the segmentation graph (PyTorch for frames it cannot take)."""
-        with stage("global matching"):
+        with stage("segment inputs"):
             inputs = segment_inputs(frame, anchors, previous)
         if not graph_exportable(self.network, inputs):
             return self.network.segment(frame, anchors, previous)

@@ -77,4 +77,5 @@ def build_network(
     network = VosNetwork(cfg, pretrained_backbone=checkpoint is None)
     if checkpoint is not None:
         network.load_state_dict(checkpoint["state_dict"], strict=True)
-    return network.to(target).eval()
+    # Channels-last convolution weights, like the backbone's activations (faster on CPU and GPU).
+    return network.to(target, memory_format=torch.channels_last).eval()

@@ -182,15 +182,16 @@ class VosNetwork(nn.Module):
 
     def encode_features(self, features: dict[int, torch.Tensor]) -> list[EncodedFrame]:
         """Embeddings of a batch from its backbone features (strides 4, 8, 16): one frame per item."""
+        # The backbone runs channels-last; the frames hold plain contiguous tensors.
+        skips = features[4].contiguous()
         if not self.config.learned:
-            keys = backbone_embedding(features[8], features[16])
-            return [
-                EncodedFrame(key=k, instance=k, skip=features[4][i : i + 1], hidden=None) for i, k in enumerate(keys)
-            ]
+            keys = backbone_embedding(features[8], features[16]).contiguous()
+            return [EncodedFrame(key=k, instance=k, skip=skips[i : i + 1], hidden=None) for i, k in enumerate(keys)]
         keys, hidden = self.key_head(features[8], features[16])
         instances, _ = self.instance_head(features[8], features[16])
+        keys, hidden, instances = keys.contiguous(), hidden.contiguous(), instances.contiguous()
         return [
-            EncodedFrame(key=keys[i], instance=instances[i], skip=features[4][i : i + 1], hidden=hidden[i : i + 1])
+            EncodedFrame(key=keys[i], instance=instances[i], skip=skips[i : i + 1], hidden=hidden[i : i + 1])
             for i in range(len(keys))
         ]
 

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 import torch
 
 # The stages of one frame, in order (the names used by the model, the engine and the report).
+# The onnxruntime backend reports "encoder graph" (backbone and heads), "segment inputs" and
+# "segment graph" (matching to upsampling at stride 4) instead of the stages they replace.
 STAGES = (
     "preprocessing",
     "backbone",
