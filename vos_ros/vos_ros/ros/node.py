@@ -51,6 +51,7 @@ from vos_ros.ros.diagnostics import Snapshot, diagnostic_array
 from vos_ros.ros.frames import Frame, NewestFrameSlot, RecentFrames
 from vos_ros.ros.messages import overlay_image, tracked_object_array
 from vos_ros.ros.parameters import PARAMETERS, SPECS
+from vos_ros.ros.prompts import PromptInputs
 from vos_ros.ros.spatial_messages import ObjectMarkers, objects_cloud, set_positions
 from vos_ros.ros.stamps import format_stamp, stamp_to_ns
 from vos_ros.ros.stats import Counters, SlidingWindow
@@ -173,6 +174,7 @@ class VosNode(Node):
         self.create_service(SetInitialMask, "~/set_initial_mask", self._on_set_initial_mask, callback_group=services)
         self.create_service(RemoveObjects, "~/remove_objects", self._on_remove_objects, callback_group=services)
         self.create_service(Trigger, "~/reset", self._on_reset, callback_group=services)
+        self._prompt_inputs = PromptInputs(self)  # ~/add_objects and ~/prompts
         self.create_timer(  # steady time: diagnostics keep coming while a simulated /clock pauses
             self._live["diagnostics_period"],
             self._publish_diagnostics,
@@ -392,17 +394,21 @@ class VosNode(Node):
             except VosError as error:
                 response.message = f"mask refused: {error}"
                 return response
-            self._mask_stamp_ns = frame.stamp_ns
-            self._mask_applied = time.monotonic()
-            self._mask_size = (height, width)
-            self._objects_tracked = len(self._session.object_ids)
-        self._slot.discard_older_than(frame.stamp_ns)
-        self._counters.add("masks_applied")
+            self._seeded(frame)
         response.success = True
         response.object_ids = ids
         response.message = f"tracking objects {self._session.object_ids} from stamp {format_stamp(frame.stamp_ns)} s"
         self.get_logger().info(response.message)
         return response
+
+    def _seeded(self, frame: Frame) -> None:
+        """Bookkeeping after the session took objects on ``frame`` (called under the session lock)."""
+        self._mask_stamp_ns = frame.stamp_ns
+        self._mask_applied = time.monotonic()
+        self._mask_size = frame.rgb.shape[:2]
+        self._objects_tracked = len(self._session.object_ids)
+        self._slot.discard_older_than(frame.stamp_ns)
+        self._counters.add("masks_applied")
 
     def _on_remove_objects(self, request, response):
         with self._session_lock:

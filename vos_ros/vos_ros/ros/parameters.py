@@ -37,6 +37,13 @@ def _device(value: str) -> str | None:
     return None if _DEVICE.match(value) else f"device {value!r} is not auto, cpu, cuda or cuda:N"
 
 
+PROMPT_POLICIES = ("add_new", "refresh")
+
+
+def _prompt_policy(value: str) -> str | None:
+    return None if value in PROMPT_POLICIES else f"prompt_policy {value!r} is not one of {', '.join(PROMPT_POLICIES)}"
+
+
 @dataclass(frozen=True)
 class ParamSpec:
     """One declared parameter. ``read_only`` marks values that only take effect on a restart."""
@@ -167,6 +174,19 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         int_range=(1, 1_000_000),
     ),
     ParamSpec("cloud_stride", 2, "Pixel stride of the object points in ~/objects_cloud.", int_range=(1, 64)),
+    ParamSpec(
+        "prompt_policy",
+        "add_new",
+        "What a box on ~/prompts that matches a tracked object does: add_new ignores it (only unmatched boxes "
+        "become new objects); refresh re-seeds the object from the box when its score is below lost_threshold.",
+        check=_prompt_policy,
+    ),
+    ParamSpec(
+        "prompt_match_iou",
+        0.5,
+        "Box IoU with a tracked object's last box at or above which a ~/prompts box matches that object.",
+        float_range=(0.0, 1.0),
+    ),
 )
 
 SPECS = {spec.name: spec for spec in PARAMETERS}
