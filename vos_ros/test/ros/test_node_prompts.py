@@ -108,7 +108,7 @@ def test_a_negative_click_is_accepted_with_its_box(node, stream):
     x0, y0, _, _ = box_of(truth == 1)
     point = PromptPoint(object_index=0, x=float(x0 + 1), y=float(y0 + 1), positive=False)
     response = node.add_objects(
-        [box_of(truth == 1)], points=[(0, point.x, point.y, False)], append=False, stamp_ns=stamp
+        [box_of(truth == 1)], points=[(0, point.x, point.y, False)], labels=["disc"], append=False, stamp_ns=stamp
     )
     assert response.success, response.message
     assert list(response.object_ids) == [1]
@@ -155,7 +155,7 @@ def test_detector_prompts_add_an_object_once(node, stream):
     assert iou(labels, truth, 3) >= MIN_IOU
 
 
-def test_prompts_refresh_policy_is_a_parameter(node, stream, domain):
+def test_prompt_policy_is_a_live_checked_parameter(node, stream, domain):
     from rcl_interfaces.srv import SetParameters
     from rclpy.parameter import Parameter
 

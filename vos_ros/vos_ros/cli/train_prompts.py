@@ -24,8 +24,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--davis", help="DAVIS-layout folder")
     parser.add_argument("--split", default="fit", help="DAVIS split to train on (default fit)")
     parser.add_argument("--davis-every", type=int, default=10, help="use every N-th DAVIS frame (default 10)")
-    parser.add_argument("--static-every", type=int, default=1, help="use every N-th static image (default 1)")
-    parser.add_argument("--cache", required=True, help="feature cache file (written if missing)")
+    parser.add_argument(
+        "--static-every",
+        type=int,
+        default=1,
+        help="use every N-th static image (default 1; 0: none, e.g. for a cache of composites only)",
+    )
+    parser.add_argument(
+        "--composites", type=int, default=0, help="multi-object composites made from the static images (default 0)"
+    )
+    parser.add_argument(
+        "--cache",
+        required=True,
+        action="append",
+        help="feature cache file, written from the given data if missing; repeat to train on several "
+        "(each one present is read as it is)",
+    )
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument(
         "--steps", type=int, default=1500, help="optimisation steps (default 1500; 0: only build the cache)"
@@ -49,15 +63,19 @@ def main(argv: list[str] | None = None) -> int:
     def log(text: str) -> None:
         print(text, flush=True)
 
-    cache = build_feature_cache(
-        args.static,
-        args.davis,
-        args.split,
-        args.cache,
-        static_every=args.static_every,
-        davis_every=args.davis_every,
-        log=log,
-    )
+    cache = []
+    for path in args.cache:
+        cache += build_feature_cache(
+            args.static,
+            args.davis,
+            args.split,
+            path,
+            static_every=args.static_every,
+            davis_every=args.davis_every,
+            composites=args.composites,
+            composite_seed=args.seed,
+            log=log,
+        )
     if args.steps == 0:
         return 0
     train_prompt_head(

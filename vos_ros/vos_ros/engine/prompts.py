@@ -122,4 +122,8 @@ def prompt_label_map(
         window = full[k + 1, y0:y1, x0:x1].cpu().numpy()
         best = window >= max(0.5 * window.max(), 1e-6)
         label_map[y0:y1, x0:x1][best] = ids[k]
+    for k, prompt in enumerate(prompts):  # a later fallback may have covered an earlier one: keep one pixel
+        if not (label_map == ids[k]).any():
+            x0, y0, x1, y1 = prompt.box
+            label_map[min(height - 1, int((y0 + y1) / 2)), min(width - 1, int((x0 + x1) / 2))] = ids[k]
     return label_map

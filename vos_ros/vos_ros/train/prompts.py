@@ -76,7 +76,8 @@ def _cache_one(backbone, image: np.ndarray, mask: np.ndarray, short_side: int, s
     with torch.inference_mode():
         features = backbone(rgb)
     size = (rgb.shape[-1], rgb.shape[-2])
-    small = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+    small = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
+    small = small.astype(bool) if mask.dtype == np.bool_ else small
     return CachedImage({k: v.half().clone() for k, v in features.items()}, small, source)
 
 
@@ -88,6 +89,8 @@ def build_feature_cache(
     short_side: int = PROMPT_SHORT_SIDE,
     static_every: int = 1,
     davis_every: int = 10,
+    composites: int = 0,
+    composite_seed: int = 0,
     log=print,
 ) -> list[CachedImage]:
     """Compute (or read back from ``path``) the frozen-backbone features of every training image."""
@@ -97,7 +100,7 @@ def build_feature_cache(
     backbone = build_network(BACKBONE_CONFIG, device="cpu").backbone.eval()
     cache: list[CachedImage] = []
     started = time.perf_counter()
-    if static_root is not None:
+    if static_root is not None and static_every > 0:
         for name, image_path, mask_path in static_items(static_root, static_every):
             image = np.asarray(Image.open(image_path).convert("RGB"))
             mask = np.asarray(Image.open(mask_path)).astype(bool)
@@ -107,6 +110,9 @@ def build_feature_cache(
     if davis_root is not None:
         for name, image, mask in davis_items(davis_root, davis_split, davis_every):
             cache.append(_cache_one(backbone, image, mask, short_side, name))
+    if static_root is not None and composites:
+        for name, image, labels in composite_items(static_root, composites, seed=composite_seed):
+            cache.append(_cache_one(backbone, image, labels, short_side, name))
     log(f"cached {len(cache)} images in {time.perf_counter() - started:.0f} s")
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(cache, path)
@@ -208,15 +214,24 @@ def simulate_clicks(
 
 
 def sample_objects(mask: np.ndarray, rng: np.random.Generator) -> tuple[list[Prompt], np.ndarray]:
-    """Prompts and the target label map (0 background, k object k, IGNORE unscored) for one image."""
+    """Prompts and the target label map (0 background, k object k, IGNORE unscored) for one image.
+
+    ``mask`` is a bool mask (its large connected parts may become separate objects) or a label map of
+    instances (uint8, 0 background; every instance may become an object).
+    """
     size = mask.shape
-    _count, components, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    areas = stats[1:, cv2.CC_STAT_AREA]
-    large = [i + 1 for i, a in enumerate(areas) if a >= max(0.01 * mask.size, 0.15 * areas.max())]
+    binary = mask.dtype == np.bool_
+    if binary:
+        _count, components, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+        areas = stats[1:, cv2.CC_STAT_AREA]
+        large = [i + 1 for i, a in enumerate(areas) if a >= max(0.01 * mask.size, 0.15 * areas.max())]
+    else:
+        components = mask
+        large = [int(i) for i in np.unique(mask) if i != 0 and (mask == i).sum() >= 0.003 * mask.size]
     target = np.zeros(size, dtype=np.uint8)
     prompts: list[Prompt] = []
-    if len(large) >= 2 and rng.random() < 0.5:
-        small = mask & ~np.isin(components, large)
+    if large and (not binary or (len(large) >= 2 and rng.random() < 0.5)):
+        small = (components != 0) & ~np.isin(components, large)
         chosen = [c for c in large if rng.random() < 0.7] or [large[0]]
         others = [c for c in large if c not in chosen]
         if others and rng.random() < 0.4:  # a box over two parts, a negative click on the other one
@@ -234,10 +249,74 @@ def sample_objects(mask: np.ndarray, rng: np.random.Generator) -> tuple[list[Pro
                 target[part] = k
         target[small] = IGNORE
     else:
+        mask = mask != 0
         box = jitter_box(mask_box(mask), size, rng)
         prompts.append(Prompt(box, simulate_clicks(mask, box, rng)))
         target[mask] = 1
     return prompts, target
+
+
+def _noise_texture(rng: np.random.Generator, height: int, width: int, amplitude: float) -> np.ndarray:
+    cell = int(rng.integers(4, 16))
+    coarse = rng.normal(0.0, amplitude, size=(max(2, height // cell), max(2, width // cell), 3)).astype(np.float32)
+    smooth = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
+    return np.clip(rng.uniform(30, 225, 3).astype(np.float32) + smooth + rng.normal(0, 6, (height, width, 3)), 0, 255)
+
+
+def _shape_mask(rng: np.random.Generator, size: tuple[int, int], scale: float) -> np.ndarray:
+    height, width = size
+    mask = np.zeros(size, np.uint8)
+    cx, cy = rng.uniform(0.1, 0.9) * width, rng.uniform(0.1, 0.9) * height
+    hw, hh = rng.uniform(0.4, 1.0, 2) * scale * min(size) / 2
+    kind = rng.integers(3)
+    if kind == 0:
+        cv2.ellipse(mask, (int(cx), int(cy)), (int(hw), int(hh)), float(rng.uniform(0, 180)), 0, 360, 1, -1)
+    elif kind == 1:
+        cv2.rectangle(mask, (int(cx - hw), int(cy - hh)), (int(cx + hw), int(cy + hh)), 1, -1)
+    else:
+        angles = np.sort(rng.uniform(0, 2 * np.pi, int(rng.integers(3, 9))))
+        radii = rng.uniform(0.5, 1.0, len(angles))
+        pts = np.stack([cx + hw * radii * np.cos(angles), cy + hh * radii * np.sin(angles)], 1).astype(np.int32)
+        cv2.fillPoly(mask, [pts], 1)
+    return mask.astype(bool)
+
+
+def composite_items(static_root: str | Path, count: int, seed: int = 0) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """Multi-object images with exact instance labels: 1-3 objects cut from the static photos (or textured
+    shapes) pasted onto another photo (or a noise texture), later ones occluding earlier ones."""
+    rng = np.random.default_rng(seed)
+    items = list(static_items(static_root))
+    for index in range(count):
+        _, image_path, _ = items[rng.integers(len(items))]
+        if rng.random() < 0.75:
+            background = np.asarray(Image.open(image_path).convert("RGB")).astype(np.float32)
+        else:
+            background = _noise_texture(rng, 300, 400, rng.uniform(15, 60))
+        height, width = background.shape[:2]
+        labels = np.zeros((height, width), np.uint8)
+        for k in range(1, int(rng.integers(1, 4)) + 1):
+            if rng.random() < 0.6:
+                _, source_path, mask_path = items[rng.integers(len(items))]
+                source = np.asarray(Image.open(source_path).convert("RGB")).astype(np.float32)
+                source_mask = np.asarray(Image.open(mask_path)).astype(bool)
+                x0, y0, x1, y1 = (int(v) for v in mask_box(source_mask))
+                cut, cut_mask = source[y0:y1, x0:x1], source_mask[y0:y1, x0:x1]
+                scale = rng.uniform(0.25, 0.7) * height / max(1, y1 - y0)
+                w, h = max(4, int((x1 - x0) * scale)), max(4, int((y1 - y0) * scale))
+                w, h = min(w, width), min(h, height)
+                cut = cv2.resize(cut, (w, h), interpolation=cv2.INTER_AREA)
+                cut_mask = cv2.resize(cut_mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+                left, top = int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1))
+                region = np.zeros((height, width), bool)
+                region[top : top + h, left : left + w] = cut_mask
+                pasted = np.zeros_like(background)
+                pasted[top : top + h, left : left + w] = cut
+            else:
+                region = _shape_mask(rng, (height, width), rng.uniform(0.25, 0.6))
+                pasted = _noise_texture(rng, height, width, rng.uniform(10, 40))
+            background[region] = pasted[region]
+            labels[region] = k
+        yield f"composite/{index:05d}", background.astype(np.uint8), labels
 
 
 def prompt_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
