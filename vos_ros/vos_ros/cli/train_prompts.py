@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--batch-size", type=int, default=4, help="images per step (default 4)")
     parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default 2e-3)")
+    parser.add_argument(
+        "--stop-at", type=int, help="stop after this many steps (the learning-rate schedule still spans --steps)"
+    )
     parser.add_argument("--init", help="start from these prompt head weights (default: a fresh head)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
@@ -79,7 +82,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.steps == 0:
         return 0
     train_prompt_head(
-        cache, args.out, args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, init=args.init, log=log
+        cache,
+        args.out,
+        args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        init=args.init,
+        stop_at=args.stop_at,
+        log=log,
     )
     log(f"weights: {Path(args.out) / 'prompt.pt'}")
     return 0

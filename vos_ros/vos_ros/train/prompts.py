@@ -345,10 +345,12 @@ def train_prompt_head(
     seed: int = 0,
     davis_fraction: float = 0.25,
     init: str | Path | None = None,
+    stop_at: int | None = None,
     log=print,
 ) -> PromptHead:
     """Train a head (fresh, or from the weights ``init``) for ``steps`` steps of ``batch_size`` images;
-    checkpoints and log go to ``out``."""
+    checkpoints and log go to ``out``. ``stop_at`` ends the run after that many steps (the learning-rate
+    schedule still spans ``steps``)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -363,7 +365,7 @@ def train_prompt_head(
     static = [i for i, item in enumerate(cache) if not item.source.startswith("davis/")]
     started = time.perf_counter()
     with (out / "train_log.jsonl").open("a") as log_file:
-        for step in range(steps):
+        for step in range(min(steps, stop_at or steps)):
             optimizer.zero_grad()
             total = 0.0
             for _ in range(batch_size):
@@ -386,6 +388,6 @@ def train_prompt_head(
                 log_file.write(json.dumps(record) + "\n")
                 log_file.flush()
                 log(json.dumps(record))
-            if (step + 1) % 100 == 0 or step == steps - 1:
+            if (step + 1) % 100 == 0 or step + 1 == min(steps, stop_at or steps):
                 save_prompt_head(head, out / "prompt.pt", backbone, step=step + 1, seed=seed)
     return head.eval()
