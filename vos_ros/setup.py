@@ -33,6 +33,9 @@ setup(
             "vos-ros-bag-eval = vos_ros.cli.bag_eval:main",
             "vos-ros-node-bench = vos_ros.cli.node_bench:main",
             "vos-ros-decode-bench = vos_ros.cli.decode_bench:main",
+            "vos-ros-train-prompts = vos_ros.cli.train_prompts:main",
+            "vos-ros-eval-prompts = vos_ros.cli.eval_prompts:main",
+            "vos-ros-prompt = vos_ros.cli.prompt:main",
         ],
     },
 )

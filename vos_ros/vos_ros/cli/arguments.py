@@ -29,3 +29,26 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--graph-dir", help="onnxruntime: keep the exported graphs in this folder and reuse them (default: in memory)"
     )
+
+
+def box_prompt(text: str) -> tuple[tuple[float, float, float, float], str]:
+    """'x0,y0,x1,y1[:label]' (pixels) -> ((x0, y0, x1, y1), label)."""
+    coords, _, label = text.partition(":")
+    try:
+        x0, y0, x1, y1 = (float(part) for part in coords.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected x0,y0,x1,y1[:label], e.g. 10,20,200,240:cup, got {text!r}"
+        ) from None
+    return (x0, y0, x1, y1), label
+
+
+def point_prompt(text: str) -> tuple[float, float, bool]:
+    """'x,y[,+|-]' (pixels; + positive, the default, - negative) -> (x, y, positive)."""
+    parts = text.split(",")
+    try:
+        if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("+", "-")):
+            raise ValueError
+        return float(parts[0]), float(parts[1]), len(parts) == 2 or parts[2] == "+"
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected x,y[,+|-], e.g. 120,80 or 40,60,-, got {text!r}") from None

@@ -48,6 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="keep the small detached pieces of an object away from where it was (the session drops them by default)",
     )
+    parser.add_argument(
+        "--init",
+        choices=("mask", "box"),
+        default="mask",
+        help="start each sequence from its first annotation (mask, default) or from the prompt head's masks of "
+        "the first frame's true boxes grown 5%% on each side (box)",
+    )
     parser.add_argument("--json", help="write the report (fractions in [0, 1], per sequence and object) here")
     parser.add_argument("--save-masks", help="write predicted indexed PNG masks to DIR/<sequence>/")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -84,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             save_masks=args.save_masks,
             progress=not args.no_progress,
             session_factory=lambda net: Session(net, short_side=short_side, fragment_filter=fragment_filter),
+            init=args.init,
         )
     except (DavisError, VosError, ValueError, OSError) as error:
         print(f"vos-ros-eval: error: {error}", file=sys.stderr)
@@ -94,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         "split": split,
         "config": network.config.name,
         "short_side": short_side,
+        "init": args.init,
         "drop_fragments": fragment_filter is not None,
         "weights": str(weights) if weights else None,
         "backend": args.backend,

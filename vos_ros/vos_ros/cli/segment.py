@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from vos_ros.cli.arguments import add_backend_arguments
+from vos_ros.cli.arguments import add_backend_arguments, box_prompt
 from vos_ros.engine.errors import VosError
 from vos_ros.engine.session import Session
 from vos_ros.eval.davis import DavisError, read_image, read_label_png, write_label_png
@@ -24,12 +24,21 @@ FRAME_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vos-ros-segment",
-        description="Segment every object of the first frame's label image through a folder of frames "
-        "(sorted by name). Writes one indexed label PNG per frame and an overlay video.",
+        description="Segment every object of the first frame's label image (or of boxes drawn on the first "
+        "frame) through a folder of frames (sorted by name). Writes one indexed label PNG per frame and an "
+        "overlay video.",
     )
     parser.add_argument("--frames", required=True, help="folder of frames (jpg/png), sorted by file name")
-    parser.add_argument(
-        "--mask", required=True, help="label PNG of the first frame: 0 background, k object k (0/255 masks: one object)"
+    start = parser.add_mutually_exclusive_group(required=True)
+    start.add_argument(
+        "--mask", help="label PNG of the first frame: 0 background, k object k (0/255 masks: one object)"
+    )
+    start.add_argument(
+        "--box",
+        action="append",
+        type=box_prompt,
+        help="x0,y0,x1,y1[:label] in first-frame pixels: one object per box (repeat for more); the prompt head "
+        "makes the first masks, ids 1..K in the given order",
     )
     parser.add_argument("--out", default="segment_output", help="output folder (default segment_output)")
     parser.add_argument("--config", help=f"network config (default: the checkpoint's, else {DEFAULT_CONFIG})")
@@ -65,8 +74,13 @@ def main(argv: list[str] | None = None) -> int:
         session = Session(network)
         first = read_image(frames[0])
         labels = args.labels.split(",") if args.labels else None
-        label_map = read_first_mask(Path(args.mask))
-        ids = session.set_mask(first, label_map, labels=labels)
+        if args.box:
+            names = labels or [label for _, label in args.box]
+            prompted = session.add_objects(first, [box for box, _ in args.box], labels=names, append=False)
+            ids, label_map = prompted.ids, prompted.label_map
+        else:
+            label_map = read_first_mask(Path(args.mask))
+            ids = session.set_mask(first, label_map, labels=labels)
         video_path = out / "overlay.mp4"
         out.mkdir(parents=True, exist_ok=True)
         writer = cv2.VideoWriter(

@@ -3,6 +3,7 @@
 from vos_ros.engine.errors import (
     InvalidImageError,
     InvalidMaskError,
+    InvalidPromptError,
     NotInitializedError,
     TooManyObjectsError,
     UnknownObjectError,
@@ -14,6 +15,7 @@ __all__ = [
     "FrameResult",
     "InvalidImageError",
     "InvalidMaskError",
+    "InvalidPromptError",
     "NotInitializedError",
     "ObjectResult",
     "TooManyObjectsError",

@@ -26,3 +26,7 @@ class UnknownObjectError(VosError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "unknown object"
+
+
+class InvalidPromptError(VosError, ValueError):
+    """A box or click prompt is malformed: empty or inverted box, outside the image, a point naming no box."""

@@ -23,6 +23,7 @@ from vos_ros.engine.errors import (
 from vos_ros.engine.fragments import FragmentFilter
 from vos_ros.engine.memory import ReferenceMemory
 from vos_ros.engine.objects import ObjectManager
+from vos_ros.engine.prompts import PromptResult, check_prompts, prompt_label_map, shared_prompt_model
 from vos_ros.engine.result import FrameResult, ObjectResult
 from vos_ros.engine.state import (
     STATE_FORMAT,
@@ -81,6 +82,19 @@ def _resized_reference(reference: Reference, size: tuple[int, int]) -> Reference
     return Reference(EncodedFrame(key=key, instance=instance, skip=frame.skip, hidden=frame.hidden), probs)
 
 
+def to_network_input(image: np.ndarray, short_side: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """An RGB uint8 image resized to ``short_side`` as a [1, 3, H, W] float tensor in [0, 1]."""
+    height, width = image.shape[:2]
+    scale = short_side / min(height, width)
+    size = (max(MIN_IMAGE_SIDE, round(width * scale)), max(MIN_IMAGE_SIDE, round(height * scale)))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(image, size, interpolation=interpolation) if size != (width, height) else image
+    if not resized.flags.writeable:
+        resized = resized.copy()
+    tensor = torch.from_numpy(np.ascontiguousarray(resized)).to(device)
+    return tensor.permute(2, 0, 1)[None].float() / 255.0
+
+
 class Session:
     """Tracks the objects of one stream: ``set_mask`` once, then ``step`` every frame.
 
@@ -110,6 +124,8 @@ class Session:
         self.memory = ReferenceMemory(network.config.max_anchors)
         self.frame_index = 0
         self._last_labels: np.ndarray | None = None
+        self._last_boxes: dict[int, tuple[float, float, float, float]] = {}
+        self._last_scores: dict[int, float] = {}
 
     @property
     def object_ids(self) -> list[int]:
@@ -146,7 +162,86 @@ class Session:
             probs = self._one_hot(self.objects.ids_to_slots(merged), frame.size)
         self.memory.add_anchor(Reference(frame=frame, probs=probs))
         self._last_labels = self.objects.slot_to_id()[self.objects.ids_to_slots(merged)]
+        for object_id in ids:
+            rows, cols = np.nonzero(self._last_labels == object_id)
+            if len(rows):
+                self._last_boxes[object_id] = (
+                    float(cols.min()),
+                    float(rows.min()),
+                    float(cols.max() + 1),
+                    float(rows.max() + 1),
+                )
+            self._last_scores[object_id] = 1.0
         return ids
+
+    def add_objects(
+        self,
+        image: np.ndarray,
+        boxes,
+        points=None,
+        point_labels=None,
+        labels: Sequence[str] | None = None,
+        append: bool = True,
+    ) -> PromptResult:
+        """Start tracking one new object per box of ``image`` (the prompt head makes their masks).
+
+        ``boxes`` is K x 4 (x0, y0, x1, y1, pixels); ``points`` optionally gives clicks per object
+        (a sequence aligned with the boxes, each N x 2 x, y or None) and ``point_labels`` their
+        polarity (1 positive, 0 negative; default positive). ``labels`` names the K objects.
+        ``append=True`` keeps the tracked objects (new ids follow the largest tracked id; the new
+        masks take over the pixels they cover), ``append=False`` replaces them (ids 1..K). The
+        masks then seed tracking exactly as ``set_mask`` does. Returns the new ids (box order)
+        and the label map of the new objects. On error (InvalidPromptError, TooManyObjectsError,
+        InvalidImageError, InvalidMaskError) nothing changes.
+        """
+        check_image(image)
+        size = image.shape[:2]
+        prompts = check_prompts(boxes, points, point_labels, size)
+        names = [] if labels is None else [str(name) for name in labels]
+        if names and len(names) != len(prompts):
+            raise InvalidMaskError(f"{len(names)} labels for {len(prompts)} boxes: give one per box, or none")
+        keep = append and self.initialized
+        total = len(prompts) + (len(self.objects) if keep else 0)
+        if total > self.max_objects:
+            raise TooManyObjectsError(f"{total} objects exceed the limit of {self.max_objects}")
+        first = max(self.objects.ids, default=0) + 1 if keep else 1
+        ids = list(range(first, first + len(prompts)))
+        if ids[-1] > MAX_OBJECT_ID:
+            raise TooManyObjectsError(f"object ids must be in 1..{MAX_OBJECT_ID}, the new ones would reach {ids[-1]}")
+        model = shared_prompt_model(self.network)
+        with self._inference():
+            label_map = prompt_label_map(
+                model, to_network_input(image, model.short_side, self.network.device), prompts, size, ids
+            )
+        self.set_mask(image, label_map, labels=dict(zip(ids, names)) if names else None, append=keep)
+        return PromptResult(ids=ids, label_map=label_map)
+
+    def reseed(self, image: np.ndarray, boxes: Mapping[int, Sequence[float]]) -> PromptResult:
+        """Re-make the masks of tracked objects from boxes on ``image`` (id -> x0, y0, x1, y1).
+
+        The objects keep their ids and labels; the new masks seed tracking as ``set_mask`` with
+        ``append=True`` does. UnknownObjectError for an id not tracked; on error nothing changes.
+        """
+        check_image(image)
+        ids = [int(i) for i in boxes]
+        unknown = [i for i in ids if i not in self.objects]
+        if unknown or not ids:
+            raise UnknownObjectError(f"not tracked: {unknown}; tracked ids are {self.object_ids}")
+        prompts = check_prompts([boxes[i] for i in boxes], None, None, image.shape[:2])
+        model = shared_prompt_model(self.network)
+        with self._inference():
+            rgb = to_network_input(image, model.short_side, self.network.device)
+            label_map = prompt_label_map(model, rgb, prompts, image.shape[:2], ids)
+        self.set_mask(image, label_map, labels={i: self.objects.label(i) for i in ids}, append=True)
+        return PromptResult(ids=ids, label_map=label_map)
+
+    def tracked_boxes(self) -> dict[int, tuple[float, float, float, float]]:
+        """Where each tracked object was last seen: box (x0, y0, x1, y1, pixel edges) by id."""
+        return {i: self._last_boxes[i] for i in self.objects.ids if i in self._last_boxes}
+
+    def last_scores(self) -> dict[int, float]:
+        """Each tracked object's score in the last frame (1.0 on the frame its mask was given)."""
+        return {i: self._last_scores.get(i, 0.0) for i in self.objects.ids}
 
     def step(self, image: np.ndarray) -> FrameResult:
         """Segment the next frame of the stream."""
@@ -194,6 +289,11 @@ class Session:
             labels = self.objects.slot_to_id()[slots]
             self._last_labels = labels
             objects = self._describe(slots, confidence)
+            for obj in objects:
+                self._last_scores[obj.id] = obj.score
+                if obj.area:
+                    x, y, w, h = obj.bbox
+                    self._last_boxes[obj.id] = (float(x), float(y), float(x + w), float(y + h))
         elapsed = (time.perf_counter() - started) * 1000.0
         return FrameResult(label_map=labels, objects=objects, frame_index=self.frame_index, model_ms=elapsed)
 
@@ -204,6 +304,9 @@ class Session:
         if unknown:
             raise UnknownObjectError(f"not tracked: {unknown}; tracked ids are {self.object_ids}")
         self.memory.remove_slots(self.objects.remove(ids))
+        for object_id in ids:
+            self._last_boxes.pop(object_id, None)
+            self._last_scores.pop(object_id, None)
         if self._last_labels is not None:
             self._last_labels = np.where(np.isin(self._last_labels, ids), 0, self._last_labels).astype(np.uint16)
         return ids
@@ -309,6 +412,8 @@ class Session:
         self.memory.clear()
         self.frame_index = 0
         self._last_labels = None
+        self._last_boxes = {}
+        self._last_scores = {}
 
     def _check_label_map(self, label_map: np.ndarray, size: tuple[int, int], append: bool) -> list[int]:
         if not isinstance(label_map, np.ndarray) or label_map.ndim != 2:
@@ -359,15 +464,7 @@ class Session:
         return stack
 
     def _to_tensor(self, image: np.ndarray) -> torch.Tensor:
-        height, width = image.shape[:2]
-        scale = self.short_side / min(height, width)
-        size = (max(MIN_IMAGE_SIDE, round(width * scale)), max(MIN_IMAGE_SIDE, round(height * scale)))
-        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        resized = cv2.resize(image, size, interpolation=interpolation) if size != (width, height) else image
-        if not resized.flags.writeable:
-            resized = resized.copy()
-        tensor = torch.from_numpy(np.ascontiguousarray(resized)).to(self.network.device)
-        return tensor.permute(2, 0, 1)[None].float() / 255.0
+        return to_network_input(image, self.short_side, self.network.device)
 
     def _one_hot(self, slots: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
         """Soft labels [K+1, h, w] at stride 8 from a slot map at input resolution."""

@@ -14,6 +14,7 @@ from tqdm import tqdm
 from vos_ros.engine.session import Session
 from vos_ros.eval.davis import DavisDataset, DavisError, write_label_png
 from vos_ros.eval.metrics import SequenceEvaluator, SequenceScores, summarize
+from vos_ros.eval.prompts import gt_box
 
 
 def evaluate(
@@ -23,6 +24,7 @@ def evaluate(
     save_masks: str | Path | None = None,
     progress: bool = True,
     session_factory: Callable[[Any], Any] = Session,
+    init: str = "mask",
 ) -> dict:
     """Segment and score each sequence; return the report.
 
@@ -30,10 +32,15 @@ def evaluate(
     annotation is also frame 0's prediction), then ``step`` runs on every following frame.
     ``save_masks`` writes the predictions as indexed PNGs to ``<save_masks>/<sequence>/<frame>.png``.
     ``session_factory`` builds a session from the network (default ``Session(network)``).
+    ``init="box"`` starts each sequence from boxes instead: the true box of every object of the
+    first frame, grown by ``GROW`` on each side, goes to ``add_objects`` (the prompt head's masks
+    seed tracking and are frame 0's prediction).
 
     The report is :func:`vos_ros.eval.metrics.summarize` (fractions in [0, 1]) plus ``n_frames``
     and ``ms_per_frame`` (mean wall time of ``step``) overall and in every ``sequences[name]``.
     """
+    if init not in ("mask", "box"):
+        raise ValueError(f"init must be 'mask' or 'box', got {init!r}")
     names = list(dict.fromkeys(sequences))
     if not names:
         raise DavisError("no sequences to evaluate")
@@ -51,13 +58,22 @@ def evaluate(
             evaluator = SequenceEvaluator(seq.object_ids)
             step_ms: list[float] = []
             for index, (image, ground_truth) in enumerate(seq.frames()):
-                if index == 0:
+                if index == 0 and init == "box":
+                    ids = [int(v) for v in np.unique(ground_truth) if v != 0]
+                    prompted = session.add_objects(image, [gt_box(ground_truth == i) for i in ids], append=False)
+                    to_truth = np.zeros(max(prompted.ids) + 1, np.uint16)
+                    to_truth[prompted.ids] = ids
+                    prediction = to_truth[prompted.label_map]
+                elif index == 0:
                     session.set_mask(image, ground_truth)
                     prediction = ground_truth
+                    to_truth = None
                 else:
                     start = time.perf_counter()
                     prediction = np.asarray(session.step(image).label_map)
                     step_ms.append((time.perf_counter() - start) * 1000.0)
+                    if to_truth is not None:
+                        prediction = to_truth[prediction]
                 evaluator.add(ground_truth, prediction)
                 if save_masks is not None:
                     write_label_png(Path(save_masks) / seq.name / f"{seq.frame_paths[index].stem}.png", prediction)

@@ -28,14 +28,14 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.context import Context
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import Image, RegionOfInterest
 from std_srvs.srv import Trigger
 
 from vos_ros.ros.convert import labels_to_image, rgb_to_image
 from vos_ros.ros.process import NodeProcess, use_local_dds
 from vos_ros.ros.stamps import header_stamp_ns, make_header, stamp_to_ns
-from vos_ros_interfaces.msg import TrackedObjectArray
-from vos_ros_interfaces.srv import RemoveObjects, SetInitialMask
+from vos_ros_interfaces.msg import ObjectPrompt, ObjectPromptArray, PromptPoint, TrackedObjectArray
+from vos_ros_interfaces.srv import AddObjects, RemoveObjects, SetInitialMask
 
 STARTUP_TIMEOUT_S = 90.0
 ANSWER_TIMEOUT_S = 20.0
@@ -133,6 +133,8 @@ class VosClient:
         self.set_mask_client = self.node.create_client(SetInitialMask, self.topic("set_initial_mask"))
         self.remove_client = self.node.create_client(RemoveObjects, self.topic("remove_objects"))
         self.reset_client = self.node.create_client(Trigger, self.topic("reset"))
+        self.add_objects_client = self.node.create_client(AddObjects, self.topic("add_objects"))
+        self._prompts_pub = None
         if outputs:
             self.labels = self.subscribe(self.topic("labels"), Image)
             self.objects = self.subscribe(self.topic("tracked_objects"), TrackedObjectArray)
@@ -343,11 +345,62 @@ class VosClient:
         request = SetInitialMask.Request(mask=mask, labels=list(labels), append=append)
         return self.call(self.set_mask_client, request, timeout)
 
+    def add_objects(
+        self,
+        boxes,
+        points=(),
+        labels=(),
+        append: bool = True,
+        stamp_ns: int = 0,
+        timeout: float = ANSWER_TIMEOUT_S,
+    ):
+        """``~/add_objects``: one new object per box (x0, y0, x1, y1, pixels), clicks as
+        (object index, x, y, positive), on the frame stamped ``stamp_ns`` (0: the newest)."""
+        request = AddObjects.Request(
+            header=make_header(stamp_ns),
+            boxes=[box_roi(box) for box in boxes],
+            points=[
+                PromptPoint(object_index=int(k), x=float(x), y=float(y), positive=bool(positive))
+                for k, x, y, positive in points
+            ],
+            labels=[str(label) for label in labels],
+            append=append,
+        )
+        if not self.wait(self.add_objects_client.service_is_ready, timeout):
+            raise ClientError(f"{self.add_objects_client.srv_name} is not available{self._log_tail()}")
+        return self.call(self.add_objects_client, request, timeout)
+
+    def publish_prompts(self, boxes, stamp_ns: int, labels=(), scores=()) -> None:
+        """Publish detector boxes (x0, y0, x1, y1) on the node's ``~/prompts``, stamped like their image."""
+        if self._prompts_pub is None:
+            self._prompts_pub = self.node.create_publisher(ObjectPromptArray, self.topic("prompts"), RELIABLE)
+        labels = list(labels) or [""] * len(boxes)
+        scores = list(scores) or [1.0] * len(boxes)
+        prompts = [
+            ObjectPrompt(box=box_roi(box), label=str(label), score=float(score))
+            for box, label, score in zip(boxes, labels, scores)
+        ]
+        self._prompts_pub.publish(ObjectPromptArray(header=make_header(stamp_ns), prompts=prompts))
+
+    def prompt_subscribers(self) -> int:
+        """How many subscribers the ``~/prompts`` publisher has (0 before the first publish_prompts)."""
+        return 0 if self._prompts_pub is None else self._prompts_pub.get_subscription_count()
+
     def remove_objects(self, ids, timeout: float = ANSWER_TIMEOUT_S):
         return self.call(self.remove_client, RemoveObjects.Request(object_ids=list(ids)), timeout)
 
     def reset(self, timeout: float = ANSWER_TIMEOUT_S):
         return self.call(self.reset_client, Trigger.Request(), timeout)
+
+
+def box_roi(box) -> RegionOfInterest:
+    """A box (x0, y0, x1, y1) in pixels as a RegionOfInterest covering it (ValueError if a corner is negative)."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    if min(x0, y0, x1, y1) < 0:
+        raise ValueError(f"box {box} has a negative coordinate; RegionOfInterest holds unsigned pixels")
+    left, top = int(np.floor(x0)), int(np.floor(y0))
+    width, height = max(0, int(np.ceil(x1)) - left), max(0, int(np.ceil(y1)) - top)
+    return RegionOfInterest(x_offset=left, y_offset=top, width=width, height=height)
 
 
 @contextmanager

@@ -58,6 +58,7 @@ from vos_ros.ros.diagnostics import DIAGNOSTIC_TASK, Limits, Snapshot, diagnosti
 from vos_ros.ros.frames import Frame, NewestFrameSlot, RecentFrames
 from vos_ros.ros.messages import overlay_messages, tracked_object_array
 from vos_ros.ros.parameters import PARAMETERS, SPECS
+from vos_ros.ros.prompts import PromptInputs
 from vos_ros.ros.spatial_messages import ObjectMarkers, objects_cloud, set_positions
 from vos_ros.ros.stamps import format_stamp, stamp_to_ns
 from vos_ros.ros.stats import Counters, SlidingWindow
@@ -166,6 +167,7 @@ class VosNode(LifecycleNode):
         self.create_service(SetInitialMask, "~/set_initial_mask", self._on_set_initial_mask, callback_group=services)
         self.create_service(RemoveObjects, "~/remove_objects", self._on_remove_objects, callback_group=services)
         self.create_service(Trigger, "~/reset", self._on_reset, callback_group=services)
+        self._prompt_inputs = PromptInputs(self)  # ~/add_objects and ~/prompts
         self.create_timer(  # steady time: diagnostics keep coming while a simulated /clock pauses
             self._live["diagnostics_period"],
             self._publish_diagnostics,
@@ -256,7 +258,6 @@ class VosNode(LifecycleNode):
         self._device = str(network.device)
         with self._session_lock:
             self._session = session
-            self._mask_size = None
             self._objects_tracked = self._objects_visible = 0
             self._restore_state(network)  # objects kept in state_dir across a restart, if any
         self._consecutive_failures = 0
@@ -381,7 +382,6 @@ class VosNode(LifecycleNode):
         self._output_pubs = []
         with self._session_lock:
             self._session = None
-            self._mask_size = None
             self._objects_tracked = self._objects_visible = 0
         self._depth = None
         self._recent.clear()
@@ -653,17 +653,21 @@ class VosNode(LifecycleNode):
             except VosError as error:
                 response.message = f"mask refused: {error}"
                 return response
-            self._mask_stamp_ns = frame.stamp_ns
-            self._mask_applied = time.monotonic()
-            self._objects_tracked = len(self._session.object_ids)
-            self._persistent.save(self._session)
-        self._slot.discard_older_than(frame.stamp_ns)
-        self._counters.add("masks_applied")
+            self._seeded(frame)
         response.success = True
         response.object_ids = ids
         response.message = f"tracking objects {self._session.object_ids} from stamp {format_stamp(frame.stamp_ns)} s"
         self.get_logger().info(response.message)
         return response
+
+    def _seeded(self, frame: Frame) -> None:
+        """Bookkeeping after the session took objects on ``frame`` (called under the session lock)."""
+        self._mask_stamp_ns = frame.stamp_ns
+        self._mask_applied = time.monotonic()
+        self._objects_tracked = len(self._session.object_ids)
+        self._persistent.save(self._session)
+        self._slot.discard_older_than(frame.stamp_ns)
+        self._counters.add("masks_applied")
 
     def _on_remove_objects(self, request, response):
         if (refusal := self._refusal()) is not None:

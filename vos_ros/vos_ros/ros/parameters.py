@@ -63,6 +63,13 @@ def _resolution_change(value: str) -> str | None:
     return f"on_resolution_change {value!r} is not one of {', '.join(RESOLUTION_CHANGE_CHOICES)}"
 
 
+PROMPT_POLICIES = ("add_new", "refresh")
+
+
+def _prompt_policy(value: str) -> str | None:
+    return None if value in PROMPT_POLICIES else f"prompt_policy {value!r} is not one of {', '.join(PROMPT_POLICIES)}"
+
+
 @dataclass(frozen=True)
 class ParamSpec:
     """One declared parameter. ``read_only`` marks values that only take effect on a restart.
@@ -281,6 +288,19 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "resize",
         "What a change of the image size does to the tracked objects: resize (carried over) or reset (forgotten).",
         check=_resolution_change,
+    ),
+    ParamSpec(
+        "prompt_policy",
+        "add_new",
+        "What a box on ~/prompts that matches a tracked object does: add_new ignores it (only unmatched boxes "
+        "become new objects); refresh re-seeds the object from the box when its score is below lost_threshold.",
+        check=_prompt_policy,
+    ),
+    ParamSpec(
+        "prompt_match_iou",
+        0.5,
+        "Box IoU with a tracked object's last box at or above which a ~/prompts box matches that object.",
+        float_range=(0.0, 1.0),
     ),
 )
 

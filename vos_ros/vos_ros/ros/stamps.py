@@ -47,5 +47,16 @@ def make_header(stamp_ns: int, frame_id: str = ""):
 
 
 def format_stamp(stamp_ns: int) -> str:
-    """Nanoseconds as seconds with all nine decimals, as log messages show stamps."""
-    return f"{stamp_ns / NS_PER_S:.9f}"
+    """Nanoseconds as seconds with all nine decimals, as log messages show stamps (exact: no float)."""
+    sec, nanosec = ns_to_sec_nanosec(stamp_ns)
+    if sec < 0:
+        return f"{stamp_ns / NS_PER_S:.9f}"
+    return f"{sec}.{nanosec:09d}"
+
+
+def parse_stamp(text: str) -> int:
+    """'SEC' or 'SEC.FRACTION' (up to nine decimals, as format_stamp writes) as integer nanoseconds."""
+    sec, _, fraction = text.strip().partition(".")
+    if not sec.isdigit() or (fraction and not fraction.isdigit()) or len(fraction) > 9:
+        raise ValueError(f"expected a stamp SEC.NSEC, e.g. 1700000000.250000000, got {text!r}")
+    return int(sec) * NS_PER_S + int(fraction.ljust(9, "0"))
