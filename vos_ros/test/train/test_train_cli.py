@@ -37,6 +37,8 @@ def _args(davis, out, *extra):
         str(out),
         "--crop",
         "128x64",
+        "--clip-length",  # the fast recipe's 8-frame clips need longer videos than these 5-frame ones
+        "3",
         "--no-progress",
         *extra,
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import torch
@@ -13,10 +14,21 @@ from vos_ros.cli.arguments import image_size
 from vos_ros.engine.errors import VosError
 from vos_ros.eval.davis import DavisDataset, DavisError
 from vos_ros.eval.runner import evaluate, format_table
-from vos_ros.model import CONFIGS, LEARNED_CONFIGS, resolve_device
-from vos_ros.train.clips import ClipSpec
+from vos_ros.model import LEARNED_CONFIGS, resolve_device
 from vos_ros.train.distributed import exit_worker, init_distributed, shutdown_distributed
-from vos_ros.train.loop import WEIGHTS_NAME, Trainer, TrainSettings
+from vos_ros.train.loop import WEIGHTS_NAME, Trainer
+from vos_ros.train.recipes import (
+    FIELD_NAMES,
+    RECIPES,
+    Recipe,
+    load_recipe,
+    recipe_from_dict,
+    recipe_record,
+    save_recipe,
+)
+from vos_ros.train.static import MixedVideos, StaticVideos
+
+RECIPE_NAME = "recipe.json"
 
 
 def _crop(text: str) -> tuple[int, int]:
@@ -26,102 +38,163 @@ def _crop(text: str) -> tuple[int, int]:
     return height, width
 
 
+# Help text of each recipe field's flag (every field of ``Recipe`` gets a flag: --steps, --crop, ...).
+_FIELD_HELP = {
+    "config": "learned config to train",
+    "steps": "total optimisation steps",
+    "batch_size": "clips per step and process",
+    "lr": "peak learning rate",
+    "min_lr_fraction": "the cosine schedule ends at this fraction of --lr",
+    "warmup": "linear warm-up steps",
+    "weight_decay": "AdamW weight decay",
+    "clip_grad_norm": "gradient norm clipping",
+    "backbone_lr_scale": "learning rate of the tuned backbone blocks, as a fraction of --lr",
+    "tune_backbone_blocks": "also train the last N backbone blocks (0: frozen)",
+    "hard_pixel_fraction": "average the foreground and fused losses over this fraction of pixels where they are "
+    "largest (bootstrapped loss; 1: all pixels)",
+    "jaccard_weight": "weight of the soft IoU loss on the final object masks (0: off)",
+    "crop": "training crop WxH at the config's scale",
+    "clip_length": "frames per clip: anchor, previous, then frames to segment",
+    "distractor_probability": "chance that a pasted object stays unlabelled background",
+    "static_fraction": "share of clip sources that are synthetic videos of the --static photos (1: stage 1, "
+    "static only; 0: DAVIS only)",
+    "seed": "seed of initialisation and clip sampling",
+    "checkpoint_every": "steps between checkpoints",
+}
+
+
+def _field_type(name: str):
+    if name == "crop":
+        return _crop
+    return {"int": int, "float": float, "str": str}[next(f.type for f in fields(Recipe) if f.name == name)]
+
+
+def _show(name: str, value) -> str:
+    return f"{value[1]}x{value[0]}" if name == "crop" else str(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vos-ros-train",
         description=(
             "Train the embedding heads, prototype relation and decoder of a learned config on "
             "clips (anchor, previous, then frames propagated with the network's own masks) with pasted "
-            "multi-object composites and unlabelled distractors; the ImageNet backbone stays "
-            "frozen except its last --tune-backbone-blocks blocks. Writes train_log.jsonl, checkpoint-<step>.pt, weights.pt, "
-            "loss_curve.png and eval_<split>.json to --out. Under 'torchrun --nproc_per_node N' "
-            "it trains with DistributedDataParallel (gloo on CPU, nccl on CUDA)."
+            "multi-object composites and unlabelled distractors, cut from DAVIS videos and/or synthetic "
+            "videos of static photos; the ImageNet backbone stays frozen except its last "
+            "--tune-backbone-blocks blocks. Every setting comes from a named recipe (--recipe; default: the "
+            "one named after --config, else 'full'), each field overridable by its own flag. Writes "
+            "recipe.json, train_log.jsonl, checkpoint-<step>.pt, weights.pt, loss_curve.png and "
+            "eval_<split>.json to --out. Under 'torchrun --nproc_per_node N' it trains with "
+            "DistributedDataParallel (gloo on CPU, nccl on CUDA)."
         ),
     )
-    parser.add_argument("--config", required=True, choices=LEARNED_CONFIGS, help="learned config to train")
-    parser.add_argument("--data", required=True, help="DAVIS-layout folder (JPEGImages/, Annotations/, ImageSets/)")
-    parser.add_argument("--split", required=True, help="split to train on (name under ImageSets/ or a list file)")
-    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument(
+        "--recipe",
+        help=f"named recipe ({', '.join(RECIPES)}) or a recipe.json written by a run "
+        "(default: the recipe named after --config, else 'full')",
+    )
+    parser.add_argument("--data", help="DAVIS-layout folder (JPEGImages/, Annotations/, ImageSets/)")
+    parser.add_argument("--split", help="split to train on (name under ImageSets/ or a list file)")
+    parser.add_argument("--static", help="static photo folder (e.g. ../shared/data/static), for static_fraction > 0")
+    parser.add_argument("--out", help="output folder")
     parser.add_argument("--resume", help="training checkpoint to continue from")
+    parser.add_argument(
+        "--init-from", help="weights to start from, with a fresh optimizer at step 0 (stage 2 from stage 1)"
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    parser.add_argument("--steps", type=int, default=1500, help="total optimisation steps (default 1500)")
-    parser.add_argument("--batch-size", type=int, default=1, help="clips per step and process (default 1)")
-    parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
-    parser.add_argument(
-        "--crop", type=_crop, default=(256, 448), help="training crop WxH at the config's scale (default 448x256)"
-    )
-    parser.add_argument(
-        "--clip-length",
-        type=int,
-        default=3,
-        help="frames per clip: anchor, previous, then frames to segment (default 3)",
-    )
-    parser.add_argument(
-        "--distractor-probability",
-        type=float,
-        default=0.25,
-        help="chance that a pasted object stays unlabelled background (default 0.25)",
-    )
-    parser.add_argument(
-        "--tune-backbone-blocks",
-        type=int,
-        default=0,
-        help="also train the last N backbone blocks, at a tenth of the learning rate (default 0: frozen)",
-    )
-    parser.add_argument(
-        "--hard-pixel-fraction",
-        type=float,
-        default=1.0,
-        help="average the foreground and fused losses over this fraction of pixels where they are largest "
-        "(bootstrapped loss; default 1: all pixels)",
-    )
-    parser.add_argument(
-        "--jaccard-weight",
-        type=float,
-        default=0.0,
-        help="weight of the soft IoU loss on the final object masks, added to the others (default 0: off)",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of initialisation and clip sampling (default 0)")
-    parser.add_argument("--checkpoint-every", type=int, default=250, help="steps between checkpoints (default 250)")
+    recipe = RECIPES["full"]
+    for f in fields(Recipe):
+        flag = "--" + f.name.replace("_", "-")
+        kwargs = {"choices": LEARNED_CONFIGS} if f.name == "config" else {}
+        parser.add_argument(
+            flag,
+            dest=f.name,
+            type=_field_type(f.name),
+            default=argparse.SUPPRESS,
+            help=f"{_FIELD_HELP[f.name]} (recipe field; 'full': {_show(f.name, getattr(recipe, f.name))})",
+            **kwargs,
+        )
     parser.add_argument("--threads", type=int, help="torch CPU threads per process (default: torch's choice)")
     parser.add_argument(
         "--eval-split", default="dev", help="split scored at the end with the vos-ros-eval code (default dev)"
     )
     parser.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--show-recipe", action="store_true", help="print the resolved recipe as JSON and exit")
     return parser
 
 
+def resolve_recipe(args: argparse.Namespace) -> tuple[str, Recipe]:
+    """The named (or file) recipe with every field given on the command line replaced."""
+    default = getattr(args, "config", None) if getattr(args, "config", None) in RECIPES else "full"
+    name, recipe = load_recipe(args.recipe or default)
+    overrides = {name_: getattr(args, name_) for name_ in FIELD_NAMES if hasattr(args, name_)}
+    return name, recipe_from_dict(overrides, base=recipe)
+
+
+def _videos(args: argparse.Namespace, recipe: Recipe, dataset: DavisDataset | None):
+    """The clip sources of the recipe: DAVIS sequences, static videos, or a mixture."""
+    sources, weights = [], []
+    if recipe.static_fraction < 1.0:
+        sources.append([dataset.sequence(name) for name in dataset.split(args.split)])
+        weights.append(1.0 - recipe.static_fraction)
+    if recipe.static_fraction > 0.0:
+        sources.append(StaticVideos.from_folder(args.static, seed=recipe.seed))
+        weights.append(recipe.static_fraction)
+    return sources[0] if len(sources) == 1 else MixedVideos(sources, weights)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        name, recipe = resolve_recipe(args)
+    except ValueError as error:
+        parser.error(str(error))
+    record = recipe_record(name, recipe)
+    if args.show_recipe:
+        print(json.dumps(record, indent=2))
+        return 0
+    if not args.out:
+        parser.error("--out is required")
+    if recipe.static_fraction < 1.0 and not (args.data and args.split):
+        parser.error(
+            f"recipe {name!r} trains on DAVIS (static_fraction {recipe.static_fraction}): give --data and --split"
+        )
+    if recipe.static_fraction > 0.0 and not args.static:
+        parser.error(
+            f"recipe {name!r} draws static clips (static_fraction {recipe.static_fraction}): give --static DIR"
+        )
     if args.threads:
         torch.set_num_threads(args.threads)
     context = None
     finished = False
     code = 0
     try:
-        dataset = DavisDataset(args.data)
-        videos = [dataset.sequence(name) for name in dataset.split(args.split)]
-        eval_names = None if args.no_eval else dataset.split(args.eval_split)
-        settings = TrainSettings(
-            config=args.config,
-            steps=args.steps,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            seed=args.seed,
-            checkpoint_every=args.checkpoint_every,
-            tuned_backbone_blocks=args.tune_backbone_blocks,
-            hard_pixel_fraction=args.hard_pixel_fraction,
-            jaccard_weight=args.jaccard_weight,
-        )
-        spec = ClipSpec(
-            short_side=CONFIGS[args.config].training_scale,
-            crop=args.crop,
-            length=args.clip_length,
-            distractor_probability=args.distractor_probability,
-        )
+        dataset = DavisDataset(args.data) if args.data else None
+        videos = _videos(args, recipe, dataset)
+        eval_names = None if args.no_eval or dataset is None else dataset.split(args.eval_split)
+        metadata = {
+            "recipe": record,
+            "init_from": args.init_from,
+            "data": {"davis": args.data, "split": args.split, "static": args.static},
+        }
         context = init_distributed(resolve_device(args.device))
-        trainer = Trainer(videos, args.out, settings, spec, context, progress=not args.no_progress)
+        if context.is_main:
+            print("recipe: " + json.dumps(record), flush=True)
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+            save_recipe(Path(args.out) / RECIPE_NAME, name, recipe)
+        trainer = Trainer(
+            videos,
+            args.out,
+            recipe.settings(),
+            recipe.clip_spec(),
+            context,
+            progress=not args.no_progress,
+            metadata=metadata,
+        )
+        if args.init_from:
+            trainer.initialise_from(args.init_from)
         if args.resume:
             trainer.resume(args.resume)
         network = trainer.run()
@@ -130,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
             report = {
                 "davis": str(dataset.root),
                 "split": args.eval_split,
-                "config": args.config,
+                "config": recipe.config,
+                "recipe": record,
                 "weights": str(Path(args.out) / WEIGHTS_NAME),
                 "device": str(network.device),
                 **report,

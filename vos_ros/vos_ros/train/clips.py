@@ -11,6 +11,7 @@ is a pure function of its seed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -203,7 +204,7 @@ def perturb_mask(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def make_training_clip(
-    videos: list[Video], spec: ClipSpec, rng: np.random.Generator, attempts: int = 20
+    videos: Sequence[Video], spec: ClipSpec, rng: np.random.Generator, attempts: int = 20
 ) -> TrainingClip:
     """Draw one clip (retrying draws whose objects are not visible on the anchor frame)."""
     for _ in range(attempts):

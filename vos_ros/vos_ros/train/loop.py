@@ -97,10 +97,12 @@ class Trainer:
         spec: ClipSpec | None = None,
         context: DistributedContext | None = None,
         progress: bool = True,
+        metadata: dict | None = None,
     ) -> None:
-        if not videos:
+        if not len(videos):
             raise ValueError("no videos to train on")
         self.videos = videos
+        self.metadata = dict(metadata or {})
         self.out_dir = Path(out_dir)
         self.settings = settings
         self.context = context or DistributedContext(0, 1, torch.device("cpu"))
@@ -128,6 +130,13 @@ class Trainer:
     def log_path(self) -> Path:
         return self.out_dir / LOG_NAME
 
+    def initialise_from(self, path: str | Path) -> None:
+        """Start from the weights of another run (e.g. stage 1) with a fresh optimizer and step 0."""
+        checkpoint = load_checkpoint(path)
+        if checkpoint["config"] != self.settings.config:
+            raise ValueError(f"weights {path} are for config {checkpoint['config']!r}, not {self.settings.config!r}")
+        self.network.load_state_dict(checkpoint["state_dict"], strict=True)
+
     def resume(self, path: str | Path) -> None:
         """Continue from a checkpoint written by this trainer (same config)."""
         checkpoint = load_checkpoint(path)
@@ -145,8 +154,9 @@ class Trainer:
             self.log_path.write_text("".join(line + "\n" for line in kept))
 
     def recipe(self) -> dict:
-        """The training settings and clip options, stored in every checkpoint and weights file."""
-        return {"settings": asdict(self.settings), "clips": asdict(self.spec)}
+        """The training settings and clip options (plus the run's metadata, e.g. its named recipe and
+        what it started from), stored in every checkpoint and weights file."""
+        return {**self.metadata, "settings": asdict(self.settings), "clips": asdict(self.spec)}
 
     def save_checkpoint(self) -> Path:
         """Write ``checkpoint-<step>.pt`` (keeping the newest ``keep_checkpoints``); main rank only."""

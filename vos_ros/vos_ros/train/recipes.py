@@ -1,0 +1,148 @@
+"""Named training recipes: every setting of a training run, as data.
+
+``RECIPES`` maps a name to a frozen ``Recipe``; ``vos-ros-train --recipe NAME`` runs it, each
+field can still be overridden by its own flag (``--steps 500``), and the resolved recipe is
+printed, written to ``recipe.json`` in the run folder and stored in every checkpoint, so a run
+can be repeated from its files (``--recipe path/to/recipe.json``).
+
+Training is two stages. Stage 1 (``*-static`` recipes) learns from synthetic videos made of
+the static photos (``vos_ros.train.static``); stage 2 (``full``, ``fast``) continues on DAVIS
+from the stage-1 weights (``--init-from``), optionally still mixing in static clips
+(``static_fraction``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+from vos_ros.model import LEARNED_CONFIGS, get_config
+from vos_ros.train.clips import ClipSpec
+from vos_ros.train.loop import TrainSettings
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One training run's settings (the data paths and the device are not part of it)."""
+
+    config: str = "full"
+    steps: int = 1500
+    batch_size: int = 1
+    lr: float = 1e-3
+    min_lr_fraction: float = 0.05
+    warmup: int = 50
+    weight_decay: float = 0.0
+    clip_grad_norm: float = 1.0
+    backbone_lr_scale: float = 0.1
+    tune_backbone_blocks: int = 6
+    hard_pixel_fraction: float = 0.2
+    jaccard_weight: float = 1.0
+    crop: tuple[int, int] = (256, 448)
+    clip_length: int = 8
+    distractor_probability: float = 0.25
+    static_fraction: float = 0.0
+    seed: int = 0
+    checkpoint_every: int = 250
+
+    def __post_init__(self) -> None:
+        if self.config not in LEARNED_CONFIGS:
+            raise ValueError(f"recipe config must be one of {', '.join(LEARNED_CONFIGS)}, got {self.config!r}")
+        if not 0.0 <= self.static_fraction <= 1.0:
+            raise ValueError(f"static_fraction must be in [0, 1], got {self.static_fraction}")
+        # Build the derived settings once so that a bad value fails here, with the field's own message.
+        self.settings()
+        self.clip_spec()
+
+    def settings(self) -> TrainSettings:
+        """The optimisation settings of this recipe."""
+        return TrainSettings(
+            config=self.config,
+            steps=self.steps,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            min_lr_fraction=self.min_lr_fraction,
+            warmup=self.warmup,
+            weight_decay=self.weight_decay,
+            clip_grad_norm=self.clip_grad_norm,
+            seed=self.seed,
+            checkpoint_every=self.checkpoint_every,
+            tuned_backbone_blocks=self.tune_backbone_blocks,
+            backbone_lr_scale=self.backbone_lr_scale,
+            hard_pixel_fraction=self.hard_pixel_fraction,
+            jaccard_weight=self.jaccard_weight,
+        )
+
+    def clip_spec(self) -> ClipSpec:
+        """How clips are drawn, at the config's training scale."""
+        return ClipSpec(
+            short_side=get_config(self.config).training_scale,
+            crop=tuple(self.crop),
+            length=self.clip_length,
+            distractor_probability=self.distractor_probability,
+        )
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "crop": list(self.crop)}
+
+
+FIELD_NAMES = tuple(f.name for f in fields(Recipe))
+
+_FULL = Recipe()
+_FAST = replace(_FULL, config="fast", crop=(224, 384), jaccard_weight=0.0)
+
+RECIPES: dict[str, Recipe] = {
+    # Stage 2 (or one stage from ImageNet): DAVIS clips with the shipped settings.
+    "full": _FULL,
+    "fast": _FAST,
+    # Stage 1: synthetic videos from the static photos only (no DAVIS); 1000 steps fit beside a
+    # stage-2 run in one session on 2 shared CPU cores.
+    "full-static": replace(_FULL, static_fraction=1.0, steps=1000),
+    "fast-static": replace(_FAST, static_fraction=1.0, steps=1000),
+}
+
+
+def _check_fields(values: dict, source: str) -> None:
+    unknown = sorted(set(values) - set(FIELD_NAMES))
+    if unknown:
+        raise ValueError(f"unknown recipe field(s) {', '.join(unknown)} in {source} (known: {', '.join(FIELD_NAMES)})")
+
+
+def recipe_from_dict(values: dict, base: Recipe | None = None) -> Recipe:
+    """``base`` (default: the field defaults) with ``values`` replaced; unknown fields are an error."""
+    _check_fields(values, "recipe")
+    values = dict(values)
+    if "crop" in values:
+        values["crop"] = tuple(int(v) for v in values["crop"])
+    for f in fields(Recipe):
+        if f.name in values and f.type in ("int", "float") and not isinstance(values[f.name], (int, float)):
+            raise ValueError(f"recipe field {f.name} must be a number, got {values[f.name]!r}")
+        if f.name in values and f.type == "float":
+            values[f.name] = float(values[f.name])
+    return replace(base or Recipe(), **values)
+
+
+def load_recipe(name_or_path: str | Path) -> tuple[str, Recipe]:
+    """A recipe by name (``RECIPES``) or from a JSON file written by ``save_recipe``: (name, recipe)."""
+    text = str(name_or_path)
+    if text in RECIPES:
+        return text, RECIPES[text]
+    path = Path(text)
+    if path.suffix != ".json" or not path.is_file():
+        raise ValueError(f"unknown recipe {text!r}: use one of {', '.join(RECIPES)} or a recipe .json file")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"cannot read recipe {path}: {error}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("fields"), dict):
+        raise ValueError(f"{path} is not a recipe file (needs an object with 'fields')")
+    return str(data.get("name", path.stem)), recipe_from_dict(data["fields"])
+
+
+def recipe_record(name: str, recipe: Recipe) -> dict:
+    """What is printed, saved beside a run and stored in its checkpoints."""
+    return {"name": name, "fields": recipe.to_dict()}
+
+
+def save_recipe(path: str | Path, name: str, recipe: Recipe) -> None:
+    Path(path).write_text(json.dumps(recipe_record(name, recipe), indent=2) + "\n")
