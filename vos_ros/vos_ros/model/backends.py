@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vos_ros.model.network import EncodedFrame, Reference, Segmentation, VosNetwork, join_references
+from vos_ros.model.network import EncodedFrame, Reference, Segmentation, VosNetwork, segment_inputs
 from vos_ros.model.profiling import stage
 
 BACKENDS = ("torch", "onnxruntime")
@@ -100,25 +100,6 @@ def weights_fingerprint(network: VosNetwork) -> str:
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:12]
-
-
-def segment_inputs(frame: EncodedFrame, anchors: list[Reference], previous: Reference) -> list[torch.Tensor]:
-    refs = join_references(anchors)
-    return [
-        frame.key,
-        frame.instance,
-        frame.skip,
-        frame.hidden,
-        refs.fg_keys,
-        refs.bg_keys,
-        refs.fg_probs,
-        refs.bg_probs,
-        refs.sums,
-        refs.weights,
-        previous.frame.key,
-        previous.frame.instance,
-        previous.probs,
-    ]
 
 
 def export_encoder(network: VosNetwork, size: tuple[int, int], path: str | Path | io.BytesIO) -> None:

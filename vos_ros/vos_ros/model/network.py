@@ -142,6 +142,27 @@ def join_references(anchors: list[Reference]) -> ReferencePixels:
     )
 
 
+def segment_inputs(frame: EncodedFrame, anchors: list[Reference], previous: Reference) -> list[torch.Tensor]:
+    """The tensors of one segmentation step, in the order of :meth:`VosNetwork.segment_tensors` (and of
+    the exported segment graph's inputs)."""
+    refs = join_references(anchors)
+    return [
+        frame.key,
+        frame.instance,
+        frame.skip,
+        frame.hidden,
+        refs.fg_keys,
+        refs.bg_keys,
+        refs.fg_probs,
+        refs.bg_probs,
+        refs.sums,
+        refs.weights,
+        previous.frame.key,
+        previous.frame.instance,
+        previous.probs,
+    ]
+
+
 @dataclass
 class Segmentation:
     """Network output: log-probabilities [K+1, h4, w4] plus the branch outputs (for training)."""
@@ -197,23 +218,9 @@ class VosNetwork(nn.Module):
 
     def segment(self, frame: EncodedFrame, anchors: list[Reference], previous: Reference) -> Segmentation:
         """Segment all K objects of ``frame`` given anchor frames and the previous frame."""
-        with stage("global matching"):
-            refs = join_references(anchors)
-        log_probs, fg_logit, instance_logits = self.segment_tensors(
-            frame.key,
-            frame.instance,
-            frame.skip,
-            frame.hidden,
-            refs.fg_keys,
-            refs.bg_keys,
-            refs.fg_probs,
-            refs.bg_probs,
-            refs.sums,
-            refs.weights,
-            previous.frame.key,
-            previous.frame.instance,
-            previous.probs,
-        )
+        with stage("global matching"):  # joining the anchors' reference pixels
+            inputs = segment_inputs(frame, anchors, previous)
+        log_probs, fg_logit, instance_logits = self.segment_tensors(*inputs)
         return Segmentation(log_probs=log_probs, fg_logit=fg_logit, instance_logits=instance_logits)
 
     def segment_tensors(
