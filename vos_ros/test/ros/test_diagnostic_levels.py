@@ -1,4 +1,4 @@
-"""How a node snapshot becomes OK / WARN / ERROR on /diagnostics (no rclpy node, no DDS)."""
+"""How a node snapshot becomes OK / WARN / ERROR and a DiagnosticArray on /diagnostics (no rclpy node, no DDS)."""
 
 import math
 
@@ -88,3 +88,26 @@ def test_status_holds_the_error_counter_and_the_lifecycle_state():
     values = {kv.key: kv.value for kv in array.status[0].values}
     assert values["model_errors"] == "4" and values["consecutive_failures"] == "1"
     assert values["lifecycle_state"] == "active" and values["last_error"] == "ValueError: bad"
+
+
+def test_assess_warns_without_input_and_reports_tracking():
+    assert assess(snapshot(), 2.0) == (DiagnosticStatus.OK, "tracking 2 objects (1 visible)")
+    assert assess(snapshot(objects_tracked=0), 2.0)[1].startswith("waiting for objects")
+    level, message = assess(snapshot(seconds_since_input=3.5), 2.0)
+    assert level == DiagnosticStatus.WARN and "3.5 s" in message
+    level, message = assess(snapshot(seconds_since_input=math.inf), 2.0)
+    assert level == DiagnosticStatus.WARN and "yet" in message
+
+
+def test_diagnostic_array_holds_every_figure():
+    stamp = Header().stamp
+    stamp.sec = 5
+    array = diagnostic_array(snapshot(model_ms=math.nan), "/cam/vos_node: segmentation", 2.0, stamp)
+    assert array.header.stamp.sec == 5
+    (status,) = array.status
+    assert status.name == "/cam/vos_node: segmentation" and status.hardware_id == "cpu"
+    values = {kv.key: kv.value for kv in status.values}
+    assert values["model_ms"] == "nan"
+    assert values["latency_ms"] == "50.00"
+    assert values["frames_dropped"] == "38"
+    assert set(values) == set(Snapshot.__dataclass_fields__)

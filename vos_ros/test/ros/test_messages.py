@@ -7,16 +7,8 @@ import pytest
 from std_msgs.msg import Header
 
 from vos_ros.engine.result import ObjectResult
-from vos_ros.ros.frames import Frame
 from vos_ros.ros.messages import overlay_image, tracked_object_array
 from vos_ros_interfaces.msg import TrackedObject
-
-
-def frame(stamp_ns: int, received: float | None = None) -> Frame:
-    rgb = np.full((4, 6, 3), stamp_ns % 256, np.uint8)
-    if received is None:
-        return Frame(header=Header(), rgb=rgb, stamp_ns=stamp_ns)
-    return Frame(header=Header(), rgb=rgb, stamp_ns=stamp_ns, received=received)
 
 
 def test_tracked_object_array_sorts_by_id_and_maps_every_field():

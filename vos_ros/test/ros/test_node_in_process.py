@@ -3,32 +3,22 @@
 import threading
 import time
 
-import numpy as np
 import pytest
 import rclpy
 from rcl_interfaces.srv import SetParameters
 from rclpy.context import Context
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
-from std_msgs.msg import Header
 
 from vos_ros.ros.client import ANSWER_TIMEOUT_S
 from vos_ros.ros.convert import labels_to_image, rgb_to_image
 from vos_ros.ros.domains import free_domain_id
-from vos_ros.ros.frames import Frame
 from vos_ros.ros.node import VosNode
 from vos_ros.ros.stamps import make_header
 from vos_ros.synthetic import make_clip
 from vos_ros_interfaces.srv import SetInitialMask
 
 pytestmark = pytest.mark.ros  # starts vos_node processes and talks DDS
-
-
-def frame(stamp_ns: int, received: float | None = None) -> Frame:
-    rgb = np.full((4, 6, 3), stamp_ns % 256, np.uint8)
-    if received is None:
-        return Frame(header=Header(), rgb=rgb, stamp_ns=stamp_ns)
-    return Frame(header=Header(), rgb=rgb, stamp_ns=stamp_ns, received=received)
 
 
 def test_nodes_in_one_process_share_one_network(matching_network):

@@ -2,20 +2,10 @@
 
 from pathlib import Path
 
-import numpy as np
 import pytest
-from std_msgs.msg import Header
 
 from vos_ros.model import CONFIGS
-from vos_ros.ros.frames import Frame
 from vos_ros.ros.parameters import PARAMETERS, SPECS
-
-
-def frame(stamp_ns: int, received: float | None = None) -> Frame:
-    rgb = np.full((4, 6, 3), stamp_ns % 256, np.uint8)
-    if received is None:
-        return Frame(header=Header(), rgb=rgb, stamp_ns=stamp_ns)
-    return Frame(header=Header(), rgb=rgb, stamp_ns=stamp_ns, received=received)
 
 
 def test_every_parameter_default_is_valid_and_described():

@@ -3,19 +3,9 @@
 import math
 import threading
 
-import numpy as np
 import pytest
-from std_msgs.msg import Header
 
-from vos_ros.ros.frames import Frame
 from vos_ros.ros.stats import Counters, SlidingWindow
-
-
-def frame(stamp_ns: int, received: float | None = None) -> Frame:
-    rgb = np.full((4, 6, 3), stamp_ns % 256, np.uint8)
-    if received is None:
-        return Frame(header=Header(), rgb=rgb, stamp_ns=stamp_ns)
-    return Frame(header=Header(), rgb=rgb, stamp_ns=stamp_ns, received=received)
 
 
 class FakeClock:

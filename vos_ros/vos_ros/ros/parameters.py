@@ -18,6 +18,7 @@ CONFIG_NAMES = tuple(CONFIGS)
 CAMERA_GEOMETRIES = ("raw", "rectified")
 
 IMAGE_TRANSPORTS = ("raw", "compressed")
+PROMPT_POLICIES = ("add_new", "refresh")
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
@@ -37,37 +38,17 @@ def _short_side(value: int) -> str | None:
     return None
 
 
-def _camera_geometry(value: str) -> str | None:
-    if value in CAMERA_GEOMETRIES:
-        return None
-    return f"camera_geometry {value!r} is not one of {', '.join(CAMERA_GEOMETRIES)}"
+def _one_of(name: str, choices: tuple[str, ...]):
+    """The check of a string parameter that takes one of ``choices``."""
 
+    def check(value: str) -> str | None:
+        return None if value in choices else f"{name} {value!r} is not one of {', '.join(choices)}"
 
-def _image_transport(value: str) -> str | None:
-    if value in IMAGE_TRANSPORTS:
-        return None
-    return f"image_transport {value!r} is not one of {', '.join(IMAGE_TRANSPORTS)}"
-
-
-def _backend(value: str) -> str | None:
-    return None if value in BACKENDS else f"unknown backend {value!r} (choose one of {', '.join(BACKENDS)})"
+    return check
 
 
 def _device(value: str) -> str | None:
     return None if _DEVICE.match(value) else f"device {value!r} is not auto, cpu, cuda or cuda:N"
-
-
-def _resolution_change(value: str) -> str | None:
-    if value in RESOLUTION_CHANGE_CHOICES:
-        return None
-    return f"on_resolution_change {value!r} is not one of {', '.join(RESOLUTION_CHANGE_CHOICES)}"
-
-
-PROMPT_POLICIES = ("add_new", "refresh")
-
-
-def _prompt_policy(value: str) -> str | None:
-    return None if value in PROMPT_POLICIES else f"prompt_policy {value!r} is not one of {', '.join(PROMPT_POLICIES)}"
 
 
 @dataclass(frozen=True)
@@ -143,7 +124,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "torch",
         "Inference backend: torch, or onnxruntime (graphs exported from the weights at start-up; CPU only).",
         read_only=True,
-        check=_backend,
+        check=_one_of("backend", BACKENDS),
     ),
     ParamSpec(
         "short_side",
@@ -174,7 +155,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "How the colour image arrives: raw (sensor_msgs/Image on image) or compressed "
         "(sensor_msgs/CompressedImage, JPEG or PNG, on <image>/compressed).",
         read_only=True,
-        check=_image_transport,
+        check=_one_of("image_transport", IMAGE_TRANSPORTS),
     ),
     ParamSpec("overlay_alpha", 0.5, "Opacity of the object colours in ~/overlay.", float_range=(0.0, 1.0)),
     ParamSpec(
@@ -267,7 +248,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "How pixels are back-projected to 3D from camera_info: raw (K and the distortion D: for images as "
         "the camera sends them, *image_raw; the same as K when D is zero) or rectified (the projection P: "
         "for rectified images, *image_rect*).",
-        check=_camera_geometry,
+        check=_one_of("camera_geometry", CAMERA_GEOMETRIES),
     ),
     ParamSpec(
         "state_dir",
@@ -287,14 +268,14 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "on_resolution_change",
         "resize",
         "What a change of the image size does to the tracked objects: resize (carried over) or reset (forgotten).",
-        check=_resolution_change,
+        check=_one_of("on_resolution_change", RESOLUTION_CHANGE_CHOICES),
     ),
     ParamSpec(
         "prompt_policy",
         "add_new",
         "What a box on ~/prompts that matches a tracked object does: add_new ignores it (only unmatched boxes "
         "become new objects); refresh re-seeds the object from the box when its score is below lost_threshold.",
-        check=_prompt_policy,
+        check=_one_of("prompt_policy", PROMPT_POLICIES),
     ),
     ParamSpec(
         "prompt_match_iou",
