@@ -7,25 +7,12 @@ import pytest
 import torch
 
 from vos_ros.cli.train import build_parser, main, resolve_recipe
-from vos_ros.eval.davis import write_sequence
 from vos_ros.model.factory import load_checkpoint
-from vos_ros.synthetic import make_clip
 from vos_ros.train.recipes import RECIPES, Recipe, load_recipe, recipe_from_dict, recipe_record, save_recipe
 
 
 def _resolve(*argv):
     return resolve_recipe(build_parser().parse_args(list(argv)))
-
-
-@pytest.fixture(scope="module")
-def davis(tmp_path_factory):
-    root = tmp_path_factory.mktemp("davis")
-    for seed, name in enumerate(("alpha", "beta")):
-        clip = make_clip(num_objects=2, num_frames=5, size=(96, 128), seed=seed)
-        write_sequence(root, name, clip.frames, clip.labels)
-    (root / "ImageSets").mkdir()
-    (root / "ImageSets" / "fit.txt").write_text("alpha\n")
-    return root
 
 
 def test_the_cli_defaults_are_the_shipped_recipes():

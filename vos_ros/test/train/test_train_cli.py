@@ -8,21 +8,7 @@ import sys
 import pytest
 
 from vos_ros.cli.train import main
-from vos_ros.eval.davis import write_sequence
 from vos_ros.model import build_network
-from vos_ros.synthetic import make_clip
-
-
-@pytest.fixture(scope="module")
-def davis(tmp_path_factory):
-    root = tmp_path_factory.mktemp("davis")
-    for seed, name in enumerate(("alpha", "beta")):
-        clip = make_clip(num_objects=2, num_frames=5, size=(96, 128), seed=seed)
-        write_sequence(root, name, clip.frames, clip.labels)
-    (root / "ImageSets").mkdir()
-    (root / "ImageSets" / "fit.txt").write_text("alpha\n")
-    (root / "ImageSets" / "dev.txt").write_text("beta\n")
-    return root
 
 
 def _args(davis, out, *extra):
