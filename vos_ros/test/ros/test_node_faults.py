@@ -139,7 +139,8 @@ def test_stamps_jumping_backwards_and_forwards(node, clip):
             assert np.mean(values) >= MIN_IOU, (k, values)
     log = log_text(node)
     assert log.count("stamps jumped backwards by 99.") == 1 and log.count("stamps jumped forwards by 1100.") == 1
-    assert int(node.latest_diagnostics()["frames_processed"]) >= 12
+    diagnostics = node.latest_diagnostics()
+    assert int(diagnostics["frames_processed"]) >= 12 and int(diagnostics["time_jumps"]) >= 2
 
 
 def test_frame_id_and_resolution_changes(node, clip):
@@ -162,6 +163,7 @@ def test_frame_id_and_resolution_changes(node, clip):
     log = log_text(node)
     assert log.count("changed from 'camera_optical' to 'camera_2'") == 1
     assert log.count("carrying objects [1, 2] over") == 1
+    assert int(node.latest_diagnostics()["resolution_changes"]) >= 1
 
     set_parameter(node, "on_resolution_change", "reset")
     labels = send(node, clip.frames[19], stamp(19))

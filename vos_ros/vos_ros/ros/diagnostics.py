@@ -36,6 +36,8 @@ class Snapshot:
     model_errors: int = 0  # frames that raised in processing, since start
     consecutive_failures: int = 0  # of those, in a row up to now
     last_error: str = ""  # the last such exception's message
+    time_jumps: int = 0  # image stamps or /clock jumped (backwards, or forwards past max_forward_jump), since start
+    resolution_changes: int = 0  # the input image size changed mid-stream, since start
 
 
 @dataclass(frozen=True)

@@ -737,6 +737,7 @@ class VosNode(LifecycleNode):
 
     def _on_resolution_change(self, size: tuple[int, int]) -> None:
         """Under the session lock: carry the objects over to the new size, or reset (per on_resolution_change)."""
+        self._counters.add("resolution_changes")
         if resolution_change(self._session, size, self._live["on_resolution_change"], self.get_logger().warning):
             self._persistent.clear()
             self._objects_tracked = self._objects_visible = 0
@@ -770,6 +771,8 @@ class VosNode(LifecycleNode):
             model_errors=self._counters["errors"],
             consecutive_failures=self._consecutive_failures,
             last_error=self._last_error,
+            time_jumps=self._counters["time_jumps"],
+            resolution_changes=self._counters["resolution_changes"],
         )
 
     def limits(self) -> Limits:
