@@ -48,7 +48,7 @@ from vos_ros.engine.fragments import FragmentFilter
 from vos_ros.engine.session import Session
 from vos_ros.model import VosNetwork, build_network
 from vos_ros.model.backends import make_backend
-from vos_ros.ros.allocator import retain_freed_memory
+from vos_ros.ros.allocator import MemoryTrimmer, retain_freed_memory
 from vos_ros.ros.compressed import compressed_to_rgb
 from vos_ros.ros.continuity import PersistentState, StreamEvent, StreamWatch, resolution_change
 from vos_ros.ros.convert import ImageConversionError, image_to_rgb, labels_to_image, mask_to_labels
@@ -144,6 +144,7 @@ class VosNode(LifecycleNode):
         # faults (issue 24): tracking state kept on disk across restarts; time jumps and camera changes
         self._persistent = PersistentState(self._live["state_dir"], self.get_logger().info, self.get_logger().warning)
         self._stream = StreamWatch(self._live["max_forward_jump"])
+        self._trimmer = MemoryTrimmer(self._live["memory_trim_period"])  # bounds the kept free memory
 
         self._recent = RecentFrames(self._live["frame_buffer_size"])
         self._slot = NewestFrameSlot()
@@ -434,6 +435,8 @@ class VosNode(LifecycleNode):
                 self._recent.resize(param.value)
             elif param.name == "max_forward_jump":
                 self._stream.set_max_forward(param.value)
+            elif param.name == "memory_trim_period":
+                self._trimmer.period_s = param.value
 
     def _session_options(self) -> dict:
         return {
@@ -537,6 +540,7 @@ class VosNode(LifecycleNode):
                 )
             else:
                 self._consecutive_failures = 0
+            self._trimmer.maybe_trim()  # between frames, at most once per memory_trim_period
 
     def _process(self, frame: Frame) -> None:
         height, width = frame.rgb.shape[:2]

@@ -265,6 +265,13 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         float_range=(0.0, 1e9),
     ),
     ParamSpec(
+        "memory_trim_period",
+        10.0,
+        "Seconds between returns of the heap's free pages to the system (malloc_trim, between frames), "
+        "which bounds the memory the node keeps for reuse; 0: never.",
+        float_range=(0.0, 3600.0),
+    ),
+    ParamSpec(
         "on_resolution_change",
         "resize",
         "What a change of the image size does to the tracked objects: resize (carried over) or reset (forgotten).",
