@@ -266,7 +266,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec(
         "memory_trim_period",
-        10.0,
+        60.0,
         "Seconds between returns of the heap's free pages to the system (malloc_trim, between frames), "
         "which bounds the memory the node keeps for reuse; 0: never.",
         float_range=(0.0, 3600.0),
