@@ -27,6 +27,7 @@ setup(
             "vos-ros-bench = vos_ros.cli.bench:main",
             "vos-ros-export = vos_ros.cli.export:main",
             "vos-ros-train = vos_ros.cli.train:main",
+            "vos-ros-soup = vos_ros.cli.soup:main",
             "vos-ros-demo = vos_ros.cli.demo:main",
             "vos-ros-bag-from-davis = vos_ros.cli.bag_from_davis:main",
             "vos-ros-replay = vos_ros.cli.replay:main",
