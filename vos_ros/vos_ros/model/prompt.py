@@ -128,10 +128,14 @@ def object_probabilities(logits: torch.Tensor) -> torch.Tensor:
 
 
 def save_prompt_head(head: PromptHead, path: str | Path, backbone: nn.Module | None = None, **extra) -> None:
-    """Write the head's weights (fp16, small) with the backbone config (and fingerprint) they were trained on."""
+    """Write the head's weights (fp16, small) with the backbone config they were trained on, and that
+    backbone's weights and fingerprint (the head reads its features, whatever tracking weights ship)."""
     state = {key: value.half() for key, value in head.state_dict().items()}
     if backbone is not None:
         extra["backbone_fingerprint"] = backbone_fingerprint(backbone)
+        extra["backbone_state_dict"] = {
+            key: value.detach().cpu().clone() for key, value in backbone.state_dict().items()
+        }
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     torch.save({"kind": "prompt_head", "backbone": BACKBONE_CONFIG, "state_dict": state, **extra}, Path(path))
 
@@ -172,15 +176,22 @@ class PromptModel:
 
 
 def build_prompt_model(network=None, weights: str | Path | None = None) -> PromptModel:
-    """The prompt model; it shares ``network``'s backbone when that is the one the head was trained on."""
+    """The prompt model: it shares ``network``'s backbone when that is the one the head was trained
+    on, else it runs the backbone stored with the head (``backbone_state_dict``), so new tracking
+    weights never change the features the head reads."""
     from vos_ros.model.factory import build_network
 
     checkpoint_path = Path(weights) if weights is not None else PROMPT_WEIGHTS
     device = network.device if network is not None else torch.device("cpu")
     head = load_prompt_head(checkpoint_path, device)
-    expected = torch.load(checkpoint_path, map_location="cpu", weights_only=True).get("backbone_fingerprint")
+    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    expected = checkpoint.get("backbone_fingerprint")
     if network is not None and network.config.name == BACKBONE_CONFIG:
         backbone = network.backbone
         if expected is None or abs(backbone_fingerprint(backbone) - expected) <= 1e-6 * abs(expected):
             return PromptModel(head, backbone)
+    if "backbone_state_dict" in checkpoint:
+        backbone = Backbone(pretrained=False)
+        backbone.load_state_dict(checkpoint["backbone_state_dict"], strict=True)
+        return PromptModel(head, backbone.to(device).eval())
     return PromptModel(head, build_network(BACKBONE_CONFIG, device=device).backbone)
