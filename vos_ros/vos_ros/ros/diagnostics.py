@@ -36,6 +36,8 @@ class Snapshot:
     model_errors: int = 0  # frames that raised in processing, since start
     consecutive_failures: int = 0  # of those, in a row up to now
     last_error: str = ""  # the last such exception's message
+    quietest_camera: str = ""  # with several cameras: the one whose last image is oldest (input ages are its)
+    extra: tuple[tuple[str, object], ...] = ()  # further key/values: per camera "<camera>/<key>", batch figures
 
 
 @dataclass(frozen=True)
@@ -77,10 +79,11 @@ def assess(snapshot: Snapshot, limits: Limits | float) -> tuple[bytes, str]:
             DiagnosticStatus.ERROR,
             f"{snapshot.consecutive_failures} consecutive frames failed in the model: {snapshot.last_error}",
         )
+    on = f" on camera {snapshot.quietest_camera!r}" if snapshot.quietest_camera else ""
     if snapshot.seconds_without_input_while_active > limits.stale_input_s:
         return (
             DiagnosticStatus.ERROR,
-            f"no input image for {snapshot.seconds_without_input_while_active:.1f} s while active "
+            f"no input image{on} for {snapshot.seconds_without_input_while_active:.1f} s while active "
             f"(stale_input_s={limits.stale_input_s:g})",
         )
     warnings = []
@@ -94,8 +97,8 @@ def assess(snapshot: Snapshot, limits: Limits | float) -> tuple[bytes, str]:
         return DiagnosticStatus.WARN, "; ".join(warnings)
     if snapshot.seconds_since_input > limits.input_timeout:
         if math.isinf(snapshot.seconds_since_input):
-            return DiagnosticStatus.WARN, "no input image received yet"
-        return DiagnosticStatus.WARN, f"no input image for {snapshot.seconds_since_input:.1f} s"
+            return DiagnosticStatus.WARN, f"no input image{on} received yet"
+        return DiagnosticStatus.WARN, f"no input image{on} for {snapshot.seconds_since_input:.1f} s"
     if snapshot.objects_tracked == 0:
         return DiagnosticStatus.OK, "waiting for objects (call ~/set_initial_mask)"
     return DiagnosticStatus.OK, f"tracking {snapshot.objects_tracked} objects ({snapshot.objects_visible} visible)"
@@ -108,14 +111,16 @@ def _format(value) -> str:
 
 
 def diagnostic_array(snapshot: Snapshot, name: str, limits: Limits | float, stamp) -> DiagnosticArray:
-    """One DiagnosticArray with the node's status; every snapshot field is a key/value pair."""
+    """One DiagnosticArray with the node's status; every snapshot field is a key/value pair (``extra`` adds its own)."""
     level, message = assess(snapshot, limits)
+    fields = asdict(snapshot)
+    extra = fields.pop("extra")
     status = DiagnosticStatus(
         level=level,
         name=name,
         message=message,
         hardware_id=snapshot.device,
-        values=[KeyValue(key=key, value=_format(value)) for key, value in asdict(snapshot).items()],
+        values=[KeyValue(key=key, value=_format(value)) for key, value in [*fields.items(), *extra]],
     )
     array = DiagnosticArray(status=[status])
     array.header.stamp = stamp
