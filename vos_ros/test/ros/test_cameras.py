@@ -41,10 +41,7 @@ def context():
 
 def make_node(context, network=None, **params) -> VosNode:
     params.setdefault("use_depth", False)
-    overrides = [
-        Parameter(name, Parameter.Type.STRING_ARRAY, value) if name == "cameras" else Parameter(name, value=value)
-        for name, value in params.items()
-    ]
+    overrides = [Parameter(name, value=value) for name, value in params.items()]
     return VosNode(network=network, context=context, parameter_overrides=overrides)
 
 
@@ -77,7 +74,13 @@ def test_good_camera_names_pass(names):
 
 
 @pytest.mark.parametrize(
-    "names, reason", [(["front", "front"], "more than once"), (["front", ""], "empty"), (["a/b"], "ROS name token")]
+    "names, reason",
+    [
+        (["front", "front"], "more than once"),
+        (["front", ""], "empty"),
+        (["a/b"], "ROS name token"),
+        ([1, 2], "cameras[0] is 1, not a name"),
+    ],
 )
 def test_configure_fails_with_the_reason_for_bad_camera_names(context, matching_network, names, reason):
     node = make_node(context, matching_network, cameras=names)
@@ -128,8 +131,7 @@ def test_one_unnamed_camera_keeps_the_historic_names(context, matching_network):
         assert node.input_topics == ["/image"]
         services = {name for name, _ in node.get_service_names_and_types_by_node("vos_node", "/")}
         assert {"/vos_node/set_initial_mask", "/vos_node/remove_objects", "/vos_node/reset"} <= services
-        keys = set(vos_node.Snapshot.__dataclass_fields__)
-        assert node.snapshot().extra == () and "extra" in keys, "no per-camera values for one camera"
+        assert node.camera_values() == [], "no per-camera values for one camera"
     finally:
         node.destroy_node()
 
@@ -205,7 +207,7 @@ def test_frames_waiting_on_two_cameras_go_through_one_batched_step(context, matc
         assert _wait_for(lambda: front.count("frames_processed") >= 3 and rear.count("frames_processed") >= 2)
         assert batches == [2], "the front and rear frames waiting together went through one step_sessions call"
         assert front.objects_tracked == 2 and rear.objects_tracked == 3
-        values = dict(node.snapshot().extra)
+        values = dict(node.camera_values())
         assert values["cameras"] == "front,rear"
         assert values["front/frames_processed"] == 3 and values["rear/frames_processed"] == 2
         assert values["front/objects_tracked"] == 2 and values["rear/objects_tracked"] == 3
@@ -228,6 +230,6 @@ def test_a_camera_without_frames_never_delays_the_other(context, matching_networ
         assert node.camera("rear").count("frames_processed") == 0
         snapshot = node.snapshot()
         assert snapshot.quietest_camera == "rear"
-        assert dict(snapshot.extra)["rear/frames_received"] == 0
+        assert dict(node.camera_values())["rear/frames_received"] == 0
     finally:
         node.destroy_node()

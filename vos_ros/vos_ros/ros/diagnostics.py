@@ -37,7 +37,6 @@ class Snapshot:
     consecutive_failures: int = 0  # of those, in a row up to now
     last_error: str = ""  # the last such exception's message
     quietest_camera: str = ""  # with several cameras: the one whose last image is oldest (input ages are its)
-    extra: tuple[tuple[str, object], ...] = ()  # further key/values: per camera "<camera>/<key>", batch figures
 
 
 @dataclass(frozen=True)
@@ -110,11 +109,13 @@ def _format(value) -> str:
     return str(value)
 
 
-def diagnostic_array(snapshot: Snapshot, name: str, limits: Limits | float, stamp) -> DiagnosticArray:
-    """One DiagnosticArray with the node's status; every snapshot field is a key/value pair (``extra`` adds its own)."""
+def diagnostic_array(
+    snapshot: Snapshot, name: str, limits: Limits | float, stamp, extra: tuple[tuple[str, object], ...] = ()
+) -> DiagnosticArray:
+    """One DiagnosticArray with the node's status; every snapshot field is a key/value pair, then ``extra``'s
+    (with several cameras: the batch figures and each camera's as ``<camera>/<key>``)."""
     level, message = assess(snapshot, limits)
     fields = asdict(snapshot)
-    extra = fields.pop("extra")
     status = DiagnosticStatus(
         level=level,
         name=name,

@@ -30,7 +30,7 @@ from rclpy._rclpy_pybind11 import RCLError
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType, JumpThreshold
 from rclpy.duration import Duration
-from rclpy.exceptions import ParameterException, ParameterUninitializedException
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
@@ -104,7 +104,7 @@ class VosNode(LifecycleNode):
         super().__init__(NODE_NAME, **node_options)
         self.add_on_set_parameters_callback(self._check_parameters)
         for spec in PARAMETERS:
-            self.declare_parameter(spec.name, spec.declared_default(), spec.descriptor())
+            self.declare_parameter(spec.name, spec.default, spec.descriptor())
         self._live = {spec.name: self._parameter_value(spec.name) for spec in PARAMETERS}
         self.add_post_set_parameters_callback(self._apply_parameters)
         if network is not None and any(
@@ -162,11 +162,8 @@ class VosNode(LifecycleNode):
             )
 
     def _parameter_value(self, name: str):
-        """A declared parameter's value; an unset string array (``cameras``) reads as its default, empty."""
-        try:
-            value = self.get_parameter(name).value
-        except ParameterUninitializedException:
-            value = None
+        """A declared parameter's value; an unset list (``cameras: []`` in YAML leaves it unset) is its default."""
+        value = self.get_parameter(name).value
         if value is None and isinstance(SPECS[name].default, list):
             return list(SPECS[name].default)
         return list(value) if isinstance(SPECS[name].default, list) else value
@@ -473,18 +470,11 @@ class VosNode(LifecycleNode):
     # diagnostics -------------------------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:
-        """The figures /diagnostics reports: the cameras' together, and each camera's as ``<camera>/<key>``."""
+        """The figures /diagnostics reports, all cameras together (see :meth:`camera_values` for each camera's)."""
         channels = self._channels
         now = time.monotonic()
         quietest = min(channels, key=lambda c: c.last_input, default=None)
         last_input = quietest.last_input if quietest is not None else -float("inf")
-        extra: list[tuple[str, object]] = []
-        if len(channels) > 1:
-            extra.append(("cameras", ",".join(self.cameras)))
-            extra.append(("batch_ms", self._batch_ms.mean()))
-            extra.append(("batch_size", self._batch_size.mean()))
-            for channel in channels:
-                extra += [(f"{channel.name}/{key}", value) for key, value in channel.figures().items()]
 
         def total(name: str) -> int:
             return sum(c.counters[name] for c in channels)
@@ -513,8 +503,21 @@ class VosNode(LifecycleNode):
             consecutive_failures=self._consecutive_failures,
             last_error=self._last_error,
             quietest_camera=quietest.name if quietest is not None and len(channels) > 1 else "",
-            extra=tuple(extra),
         )
+
+    def camera_values(self) -> list[tuple[str, object]]:
+        """With several cameras, the further /diagnostics values: the camera names, the batched step's time
+        and size, and each camera's figures as ``<camera>/<key>`` (none for one camera)."""
+        if len(self._channels) < 2:
+            return []
+        values: list[tuple[str, object]] = [
+            ("cameras", ",".join(self.cameras)),
+            ("batch_ms", self._batch_ms.mean()),
+            ("batch_size", self._batch_size.mean()),
+        ]
+        for channel in self._channels:
+            values += [(f"{channel.name}/{key}", value) for key, value in channel.figures().items()]
+        return values
 
     def limits(self) -> Limits:
         """The diagnostics thresholds from the live parameters."""
@@ -537,6 +540,7 @@ class VosNode(LifecycleNode):
                 self.status_name(),
                 self.limits(),
                 self.get_clock().now().to_msg(),
+                tuple(self.camera_values()),
             )
         )
 

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.parameter import Parameter
 
 from vos_ros.model import CONFIGS, DEFAULT_CONFIG
 from vos_ros.model.backends import BACKENDS
@@ -57,7 +56,9 @@ def camera_names_problem(names: list[str]) -> str | None:
     """Why ``names`` cannot name the cameras of one node (None when they can): each must be one ROS name
     token (a letter, then letters, digits and single underscores), and no name may repeat."""
     for index, name in enumerate(names):
-        if not isinstance(name, str) or not name:
+        if not isinstance(name, str):
+            return f"cameras[{index}] is {name!r}, not a name: give the camera names as strings"
+        if not name:
             return f"cameras[{index}] is empty: every camera needs a name (or give no cameras for one unnamed camera)"
         if not _CAMERA_NAME.match(name) or "__" in name:
             return (
@@ -91,14 +92,12 @@ class ParamSpec:
     check: Callable[[str], str | None] | None = None
     on_configure: bool = False
 
-    def declared_default(self):
-        """The value to declare the parameter with: the default, or for a string array (default empty) its
-        type, since ROS cannot tell the type of an empty list (the parameter is then unset until given)."""
-        return Parameter.Type.STRING_ARRAY if isinstance(self.default, list) else self.default
-
     def descriptor(self) -> ParameterDescriptor:
         """The ROS descriptor (description, range, read-only flag) of this parameter."""
         desc = ParameterDescriptor(name=self.name, description=self.description, read_only=self.read_only)
+        # ROS types an empty list as a byte array, so a string array declared empty could never be given
+        # names: it is declared dynamically typed, and ``problem`` checks the type instead
+        desc.dynamic_typing = isinstance(self.default, list)
         if self.int_range is not None:
             desc.integer_range = [IntegerRange(from_value=self.int_range[0], to_value=self.int_range[1], step=1)]
         if self.float_range is not None:
