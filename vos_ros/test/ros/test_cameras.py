@@ -180,7 +180,10 @@ def _wait_for(condition) -> bool:
     return condition()
 
 
-def test_frames_waiting_on_two_cameras_go_through_one_batched_step(context, matching_network, monkeypatch):
+@pytest.mark.parametrize("max_batch, batches_expected", [(0, [2]), (2, [2]), (1, [])])
+def test_frames_waiting_on_two_cameras_go_through_one_batched_step(
+    context, matching_network, monkeypatch, max_batch, batches_expected
+):
     batches = []
     real = engine_session.step_sessions
 
@@ -189,7 +192,7 @@ def test_frames_waiting_on_two_cameras_go_through_one_batched_step(context, matc
         return real(sessions, images)
 
     monkeypatch.setattr(vos_node, "step_sessions", recording)
-    node = make_node(context, matching_network, cameras=["front", "rear"], short_side=96)
+    node = make_node(context, matching_network, cameras=["front", "rear"], short_side=96, max_batch=max_batch)
     try:
         clips = {"front": make_clip(2, 4, SIZE, seed=1), "rear": make_clip(3, 4, SIZE, seed=2)}
         for index, (camera, clip) in enumerate(clips.items()):
@@ -205,7 +208,8 @@ def test_frames_waiting_on_two_cameras_go_through_one_batched_step(context, matc
             node.receive_image(rgb_to_image(clips["front"].frames[2], make_header(3_000_000_000)), "front")
             node.receive_image(rgb_to_image(clips["rear"].frames[1], make_header(3_000_000_001)), "rear")
         assert _wait_for(lambda: front.count("frames_processed") >= 3 and rear.count("frames_processed") >= 2)
-        assert batches == [2], "the front and rear frames waiting together went through one step_sessions call"
+        # the front and rear frames waiting together went through one step_sessions call (max_batch 1: one by one)
+        assert batches == batches_expected
         assert front.objects_tracked == 2 and rear.objects_tracked == 3
         values = dict(node.camera_values())
         assert values["cameras"] == "front,rear"

@@ -444,21 +444,28 @@ class VosNode(LifecycleNode):
             channel.publish(frame, result)
 
     def _step(self, stepping: list[tuple[CameraChannel, Frame]]) -> list:
-        """The sessions' results (or VosError) for their frames: one camera steps alone, several share the backbone."""
+        """The sessions' results (or VosError) for the frames the cameras had waiting: in batches of at most
+        ``max_batch`` (0: one batch), each through the backbone at once; one frame steps alone."""
         if not stepping:
             return []
         started = time.perf_counter()
-        if len(stepping) == 1:
-            channel, frame = stepping[0]
-            try:
-                results = [channel.session.step(frame.rgb)]
-            except VosError as error:
-                results = [error]
-        else:
-            results = step_sessions([c.session for c, _ in stepping], [f.rgb for _, f in stepping])
+        size = self._live["max_batch"] or len(stepping)
+        results = []
+        for start in range(0, len(stepping), size):
+            results += self._step_batch(stepping[start : start + size])
         self._batch_ms.add((time.perf_counter() - started) * 1000.0)
         self._batch_size.add(len(stepping))
         return results
+
+    @staticmethod
+    def _step_batch(batch: list[tuple[CameraChannel, Frame]]) -> list:
+        if len(batch) == 1:
+            channel, frame = batch[0]
+            try:
+                return [channel.session.step(frame.rgb)]
+            except VosError as error:
+                return [error]
+        return step_sessions([channel.session for channel, _ in batch], [frame.rgb for _, frame in batch])
 
     # faults (issue 24): time jumps ------------------------------------------------------------
 

@@ -137,6 +137,15 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         on_configure=True,
     ),
     ParamSpec(
+        "max_batch",
+        0,
+        "With several cameras: most frames in one backbone call; the frames of more cameras waiting at once go "
+        "through in further calls of the same round. 0: all of them in one batch. Each frame in a batch adds its "
+        "activations to the memory (on a CPU a batch is hardly faster than its frames one by one: 1 keeps memory "
+        "lowest there).",
+        int_range=(0, 64),
+    ),
+    ParamSpec(
         "autostart",
         True,
         "Configure and activate the (lifecycle) node when it starts; false: it waits unconfigured for "
