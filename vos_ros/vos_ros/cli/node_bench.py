@@ -54,6 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--separate", action="store_true", help="with --cameras: also N single-camera processes for each N > 1"
     )
+    parser.add_argument(
+        "--one-node-threads",
+        type=int,
+        default=0,
+        help="with --cameras: torch_threads of the one node (e.g. N x those of each separate process, for the same "
+        "threads in both; default 0: the node's default, as each process)",
+    )
     parser.add_argument("--json", type=Path, help="write the figures to this file")
     parser.add_argument(
         "--plot", type=Path, help="write a PNG of memory and latency over the run (default: beside --json)"
@@ -153,6 +160,7 @@ def _cameras(args) -> int:
         short_side=args.short_side,
         device=args.device,
         node_args=tuple(args.node_args),
+        one_node_threads=args.one_node_threads,
     )
     try:
         result = run_cameras_bench(options, progress=lambda line: print(line, file=sys.stderr))

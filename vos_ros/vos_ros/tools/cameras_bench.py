@@ -52,6 +52,7 @@ class CamerasBenchOptions:
     short_side: int = 0
     device: str = "cpu"
     node_args: tuple[str, ...] = ()
+    one_node_threads: int = 0  # torch_threads of the one node (0: its default, as each separate process)
 
 
 def camera_names(count: int) -> list[str]:
@@ -85,6 +86,8 @@ def run_cameras(options: CamerasBenchOptions, count: int, separate: bool, progre
         else:
             node = f"{NAMESPACE}/vos_node"
             cameras = {"cameras": "[" + ",".join(names) + "]"}
+            if options.one_node_threads:
+                cameras["torch_threads"] = options.one_node_threads
             args = node_ros_args(node, None, {**parameters, **cameras}, options.node_args)
             processes.append(NodeProcess(args, scratch / "vos_node.log", domain_id=domain))
             endpoints = [(node, name) for name in names]
