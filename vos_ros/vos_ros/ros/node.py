@@ -445,11 +445,11 @@ class VosNode(LifecycleNode):
 
     def _step(self, stepping: list[tuple[CameraChannel, Frame]]) -> list:
         """The sessions' results (or VosError) for the frames the cameras had waiting: in batches of at most
-        ``max_batch`` (0: one batch), each through the backbone at once; one frame steps alone."""
+        ``max_batch`` (0: all in one batch on a GPU, one by one on a CPU), each through the backbone at once."""
         if not stepping:
             return []
         started = time.perf_counter()
-        size = self._live["max_batch"] or len(stepping)
+        size = self._live["max_batch"] or (len(stepping) if self._device.startswith("cuda") else 1)
         results = []
         for start in range(0, len(stepping), size):
             results += self._step_batch(stepping[start : start + size])

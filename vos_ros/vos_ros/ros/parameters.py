@@ -140,9 +140,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "max_batch",
         0,
         "With several cameras: most frames in one backbone call; the frames of more cameras waiting at once go "
-        "through in further calls of the same round. 0: all of them in one batch. Each frame in a batch adds its "
-        "activations to the memory (on a CPU a batch is hardly faster than its frames one by one: 1 keeps memory "
-        "lowest there).",
+        "through in further calls of the same round. 0: all of them in one batch on a GPU, one at a time on a CPU "
+        "(where a batch was no faster than its frames one by one and its activations add to the memory per frame).",
         int_range=(0, 64),
     ),
     ParamSpec(
