@@ -5,10 +5,19 @@
         [params_file:=my_vos.yaml] [device:=cuda] [use_sim_time:=true] [use_depth:=false] \
         [autostart:=false] [log_level:=debug] [image_transport:=compressed]
 
+    ros2 launch vos_ros vos.launch.py cameras:=front,rear [namespace:=robot]
+
 The device, use_depth, autostart and image_transport arguments override the params file
 (image_transport:=compressed subscribes to <image>/compressed, sensor_msgs/CompressedImage). vos_node is a managed
 (lifecycle) node: with autostart:=false it waits unconfigured for a lifecycle manager (or
-``ros2 lifecycle set``). Launch it once per camera, each under its own namespace.
+``ros2 lifecycle set``).
+
+Several cameras, one network: ``cameras:=front,rear`` sets the node's ``cameras`` parameter. Camera ``front``
+then reads ``front/image`` (``front/depth``, ``front/camera_info``) under the node's namespace, and is served by
+``~/front/set_initial_mask``, ``~/front/labels``, ...; the image, depth and camera_info arguments remap the topics
+of the unnamed camera only (no cameras given), so point each named camera's topics at its driver with
+remaps in a parent launch file or by giving the driver those names. Alternatively launch the file once per
+camera, each under its own namespace (one network per process).
 
 Fast DDS: when FASTRTPS_DEFAULT_PROFILES_FILE is not set, vos_node (and only vos_node: the variable is
 set in its process environment, not in this launch's) gets the package's profile, whose shared-memory
@@ -60,7 +69,14 @@ def generate_launch_description() -> LaunchDescription:
             DeclareLaunchArgument(
                 "camera_info", default_value="/camera/camera_info", description="CameraInfo of the colour camera."
             ),
-            DeclareLaunchArgument("namespace", default_value="", description="Namespace of the node (one per camera)."),
+            DeclareLaunchArgument("namespace", default_value="", description="Namespace of the node."),
+            DeclareLaunchArgument(
+                "cameras",
+                default_value="",
+                description="Comma-separated camera names served by this one node and network, e.g. front,rear: "
+                "camera c reads c/image, c/depth, c/camera_info and publishes ~/c/labels, ...; empty: one camera "
+                "on image, depth, camera_info.",
+            ),
             DeclareLaunchArgument(
                 "params_file",
                 default_value=PathJoinSubstitution([share, "config", "vos.yaml"]),
@@ -107,7 +123,13 @@ def generate_launch_description() -> LaunchDescription:
                         "autostart": ParameterValue(LaunchConfiguration("autostart"), value_type=bool),
                     },
                 ],
-                ros_arguments=["--log-level", LaunchConfiguration("log_level")],
+                # cameras:=front,rear -> -p cameras:=[front,rear] (an empty list leaves the params file's value)
+                ros_arguments=[
+                    "--log-level",
+                    LaunchConfiguration("log_level"),
+                    "-p",
+                    ["cameras:=[", LaunchConfiguration("cameras"), "]"],
+                ],
                 # the robot's own profile when it has one, else the package's: for this node only
                 additional_env={PROFILE_VARIABLE: EnvironmentVariable(PROFILE_VARIABLE, default_value=profile)},
                 remappings=[

@@ -114,6 +114,8 @@ class Evaluator:
         kind = type(value).__name__
         if isinstance(value, str):
             return value
+        if isinstance(value, list):  # text and substitutions concatenated, as launch does
+            return "".join(self(part) for part in value)
         if kind == "LaunchConfiguration":
             name = value.args[0]
             assert name in self.defaults, f"LaunchConfiguration({name!r}) has no DeclareLaunchArgument"
@@ -176,6 +178,7 @@ def test_launch_arguments_are_declared_and_described(description):
         "params_file",
         "device",
         "image_transport",
+        "cameras",
         "use_sim_time",
         "use_depth",
         "autostart",
@@ -277,12 +280,18 @@ def test_launched_node_has_the_launch_name_remap_and_parameters(launched):
     client, env = launched
     # node names travel separately from endpoints in discovery: wait for them
     assert client.wait(lambda: ("vos_node", "/cam1") in client.node.get_node_names_and_namespaces(), 10.0)
-    for topic in ("image", "depth", "camera_info"):
-        subscribers = client.node.get_subscriptions_info_by_topic(LAUNCH_ARGS[topic])
-        assert [(s.node_name, s.node_namespace) for s in subscribers] == [("vos_node", "/cam1")], topic
+    for topic in ("image", "depth", "camera_info"):  # endpoints are discovered one by one: wait for each
+
+        def subscribers(topic=topic):
+            return [
+                (s.node_name, s.node_namespace) for s in client.node.get_subscriptions_info_by_topic(LAUNCH_ARGS[topic])
+            ]
+
+        client.wait(lambda: subscribers() == [("vos_node", "/cam1")], 10.0)
+        assert subscribers() == [("vos_node", "/cam1")], topic
 
     expected = yaml.safe_load(PARAMS_FILE.read_text())["/**"]["ros__parameters"]
-    expected.update(device="cpu", use_sim_time=True)
+    expected.update(device="cpu", use_sim_time=True, cameras=None)  # ROS leaves an empty string array unset
     response = call(client, GetParameters, GetParameters.Request(names=list(expected)))
     actual = dict(zip(expected, (parameter_value_to_python(v) for v in response.values)))
     assert actual == expected

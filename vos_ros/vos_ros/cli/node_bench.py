@@ -1,4 +1,9 @@
-"""vos-ros-node-bench: end-to-end latency, model time and memory of vos_node over real DDS."""
+"""vos-ros-node-bench: end-to-end latency, model time and memory of vos_node over real DDS.
+
+With --cameras 1,2,4: one node serving that many cameras (one network, batched frames) per run, each
+camera publishing at --rate; per-camera latency and answered FPS, model ms per batch and the node's
+memory; --separate also runs N single-camera processes for each N > 1 (total answered FPS and memory
+of one node against N processes)."""
 
 from __future__ import annotations
 
@@ -18,6 +23,16 @@ def _positive(text: str) -> float:
     return value
 
 
+def _counts(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        counts = ()
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"expected camera counts such as 1,2,4, got {text!r}")
+    return counts
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vos-ros-node-bench", description=__doc__)
     parser.add_argument("--size", type=image_size, default=(480, 640), help="input WIDTHxHEIGHT (default 640x480)")
@@ -33,6 +48,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--rss-interval", type=_positive, default=0.05, help="seconds between RSS samples (0.05)")
     parser.add_argument("--window", type=_positive, default=10.0, help="seconds per memory/latency window (10)")
+    parser.add_argument(
+        "--cameras", type=_counts, help="camera counts, e.g. 1,2,4: one node serving N cameras per run (see above)"
+    )
+    parser.add_argument(
+        "--separate", action="store_true", help="with --cameras: also N single-camera processes for each N > 1"
+    )
+    parser.add_argument(
+        "--one-node-threads",
+        type=int,
+        default=0,
+        help="with --cameras: torch_threads of the one node (e.g. N x those of each separate process, for the same "
+        "threads in both; default 0: the node's default, as each process)",
+    )
     parser.add_argument("--json", type=Path, help="write the figures to this file")
     parser.add_argument(
         "--plot", type=Path, help="write a PNG of memory and latency over the run (default: beside --json)"
@@ -47,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         build_parser().error("--warmup must be in [0, duration)")
     if args.churn < 0:
         build_parser().error("--churn must be >= 0")
+    if args.separate and not args.cameras:
+        build_parser().error("--separate needs --cameras")
+    if args.cameras:
+        return _cameras(args)
     plot = args.plot or (args.json.with_suffix(".png") if args.json else None)
     from vos_ros.tools.node_bench import BenchOptions, run_node_bench
 
@@ -106,6 +138,52 @@ def main(argv: list[str] | None = None) -> int:
         f"{result['frames_dropped_by_node']} for newer ones, lost {result['frames_lost']}); churn {result['churn']['removes']} removes, {result['churn']['adds']} adds, "
         f"{len(result['churn']['failures'])} failures" + (f"; plot {result['plot']}" if "plot" in result else "")
     )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2))
+    return 0
+
+
+def _cameras(args) -> int:
+    from vos_ros.tools.cameras_bench import CamerasBenchOptions, run_cameras_bench
+
+    options = CamerasBenchOptions(
+        counts=args.cameras,
+        separate=args.separate,
+        width=args.size[1],
+        height=args.size[0],
+        rate=args.rate,
+        duration=args.duration,
+        warmup=args.warmup,
+        objects=args.objects,
+        config=args.config,
+        short_side=args.short_side,
+        device=args.device,
+        node_args=tuple(args.node_args),
+        one_node_threads=args.one_node_threads,
+    )
+    try:
+        result = run_cameras_bench(options, progress=lambda line: print(line, file=sys.stderr))
+    except RuntimeError as error:
+        print(f"vos-ros-node-bench: {error}", file=sys.stderr)
+        return 1
+    for run in result["runs"]:
+        kind = (
+            f"{run['cameras']} separate processes"
+            if run["separate_processes"]
+            else f"{run['cameras']} camera(s), one node"
+        )
+        cameras = "; ".join(
+            f"{name} {c['answered_hz']:.1f} Hz p50 {c['latency_ms']['p50']:.0f} ms p90 {c['latency_ms']['p90']:.0f} ms"
+            for name, c in run["per_camera"].items()
+        )
+        print(
+            f"{kind}: answered {run['answered_hz_total']:.1f} Hz in all ({cameras}); model {run['model_ms_per_batch']:.0f} "
+            f"ms per batch of {run['batch_size']:.2f}; peak RSS {run['peak_rss_mb']:.0f} MiB, mean after warm-up "
+            f"{run['mean_rss_mb_after_warmup']:.0f} MiB; load {', '.join(f'{v:.2f}' for v in run['load_average'])}"
+        )
+    for key, value in result["ratios"].items():
+        print(f"{key}: {value:.2f}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2))

@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--label", action="append", default=[], help="object name (repeatable, in box or id order)")
     parser.add_argument("--node", default="/vos_node", help="the node's name with namespace (default /vos_node)")
     parser.add_argument(
+        "--camera", default="", help="the camera of a node with the cameras parameter (its ~/<camera>/... services)"
+    )
+    parser.add_argument(
         "--stamp",
         type=stamp_argument,
         default="newest",
@@ -83,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vos-ros-prompt: error: cannot read {args.mask}: {error}", file=sys.stderr)
         return 2
     try:
-        with VosClient(args.node, image_topic=None) as client:
+        with VosClient(args.node, image_topic=None, camera=args.camera) as client:
             stamp_ns = 0
             if args.stamp == "now":
                 labels = client.subscribe(client.topic("labels"), Image)

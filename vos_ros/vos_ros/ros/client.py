@@ -105,6 +105,10 @@ class VosClient:
     on ``<image>/compressed``).
     ``outputs`` collects the node's labels, tracked objects and diagnostics from the start
     (:attr:`labels`, :attr:`objects`, :attr:`diagnostics`), as :meth:`send_frame` needs.
+    ``camera`` names one camera of a node with the ``cameras`` parameter: the services and outputs are
+    then that camera's (``~/<camera>/labels``, ``~/<camera>/set_initial_mask``, ...; give its
+    ``image_topic``, e.g. ``/front/image``); the diagnostics stay the node's (per-camera values are keyed
+    ``<camera>/<key>``).
     """
 
     def __init__(
@@ -118,9 +122,11 @@ class VosClient:
         image_type=Image,
         name: str | None = None,
         outputs: bool = False,
+        camera: str | None = None,
     ):
         use_local_dds()
         self.node_name = "/" + node.strip("/")
+        self.camera = camera or ""
         self.process = process
         self.context = Context()
         rclpy.init(args=[], context=self.context, domain_id=domain_id)
@@ -143,8 +149,9 @@ class VosClient:
         self._thread.start()
 
     def topic(self, name: str) -> str:
-        """The node's ``~/name``."""
-        return node_topic(self.node_name, name)
+        """The node's ``~/name``, or the camera's ``~/<camera>/name`` for a client of one camera (the
+        node's own services, such as set_parameters, are ``node_topic(client.node_name, name)``)."""
+        return node_topic(self.node_name, f"{self.camera}/{name}" if self.camera else name)
 
     def _spin(self) -> None:
         try:

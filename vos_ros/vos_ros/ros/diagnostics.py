@@ -38,6 +38,7 @@ class Snapshot:
     last_error: str = ""  # the last such exception's message
     time_jumps: int = 0  # image stamps or /clock jumped (backwards, or forwards past max_forward_jump), since start
     resolution_changes: int = 0  # the input image size changed mid-stream, since start
+    quietest_camera: str = ""  # with several cameras: the one whose last image is oldest (input ages are its)
 
 
 @dataclass(frozen=True)
@@ -79,10 +80,11 @@ def assess(snapshot: Snapshot, limits: Limits | float) -> tuple[bytes, str]:
             DiagnosticStatus.ERROR,
             f"{snapshot.consecutive_failures} consecutive frames failed in the model: {snapshot.last_error}",
         )
+    on = f" on camera {snapshot.quietest_camera!r}" if snapshot.quietest_camera else ""
     if snapshot.seconds_without_input_while_active > limits.stale_input_s:
         return (
             DiagnosticStatus.ERROR,
-            f"no input image for {snapshot.seconds_without_input_while_active:.1f} s while active "
+            f"no input image{on} for {snapshot.seconds_without_input_while_active:.1f} s while active "
             f"(stale_input_s={limits.stale_input_s:g})",
         )
     warnings = []
@@ -96,8 +98,8 @@ def assess(snapshot: Snapshot, limits: Limits | float) -> tuple[bytes, str]:
         return DiagnosticStatus.WARN, "; ".join(warnings)
     if snapshot.seconds_since_input > limits.input_timeout:
         if math.isinf(snapshot.seconds_since_input):
-            return DiagnosticStatus.WARN, "no input image received yet"
-        return DiagnosticStatus.WARN, f"no input image for {snapshot.seconds_since_input:.1f} s"
+            return DiagnosticStatus.WARN, f"no input image{on} received yet"
+        return DiagnosticStatus.WARN, f"no input image{on} for {snapshot.seconds_since_input:.1f} s"
     if snapshot.objects_tracked == 0:
         return DiagnosticStatus.OK, "waiting for objects (call ~/set_initial_mask)"
     return DiagnosticStatus.OK, f"tracking {snapshot.objects_tracked} objects ({snapshot.objects_visible} visible)"
@@ -109,15 +111,19 @@ def _format(value) -> str:
     return str(value)
 
 
-def diagnostic_array(snapshot: Snapshot, name: str, limits: Limits | float, stamp) -> DiagnosticArray:
-    """One DiagnosticArray with the node's status; every snapshot field is a key/value pair."""
+def diagnostic_array(
+    snapshot: Snapshot, name: str, limits: Limits | float, stamp, extra: tuple[tuple[str, object], ...] = ()
+) -> DiagnosticArray:
+    """One DiagnosticArray with the node's status; every snapshot field is a key/value pair, then ``extra``'s
+    (with several cameras: the batch figures and each camera's as ``<camera>/<key>``)."""
     level, message = assess(snapshot, limits)
+    fields = asdict(snapshot)
     status = DiagnosticStatus(
         level=level,
         name=name,
         message=message,
         hardware_id=snapshot.device,
-        values=[KeyValue(key=key, value=_format(value)) for key, value in asdict(snapshot).items()],
+        values=[KeyValue(key=key, value=_format(value)) for key, value in [*fields.items(), *extra]],
     )
     array = DiagnosticArray(status=[status])
     array.header.stamp = stamp

@@ -2,7 +2,9 @@
 
 ``RecentFrames`` keeps the last few decoded frames so that a mask can be applied to the frame
 it was drawn on; ``NewestFrameSlot`` gives the worker always the newest frame, counting the
-frames that a newer one replaced before inference reached them.
+frames that a newer one replaced before inference reached them. ``FrameBoard`` holds one slot per
+camera and hands the worker the frames of every camera that has one waiting, at once (a batch), without
+ever waiting for a camera that has none.
 """
 
 from __future__ import annotations
@@ -62,11 +64,11 @@ class RecentFrames:
 class NewestFrameSlot:
     """A one-frame mailbox: ``put`` replaces a frame still waiting, ``take`` blocks for the next one."""
 
-    def __init__(self):
+    def __init__(self, cond: threading.Condition | None = None):
         self._frame: Frame | None = None
         self._closed = False
         self._dropped = 0
-        self._cond = threading.Condition()
+        self._cond = cond if cond is not None else threading.Condition()  # shared by the slots of a FrameBoard
 
     @property
     def dropped(self) -> int:
@@ -81,7 +83,7 @@ class NewestFrameSlot:
             if replaced:
                 self._dropped += 1
             self._frame = frame
-            self._cond.notify()
+            self._cond.notify_all()
             return replaced
 
     def take(self, timeout: float | None = None) -> Frame | None:
@@ -113,4 +115,39 @@ class NewestFrameSlot:
         """Wake the consumer for good; ``take`` returns None from now on."""
         with self._cond:
             self._closed = True
+            self._cond.notify_all()
+
+
+class FrameBoard:
+    """One :class:`NewestFrameSlot` per camera, all waking one consumer (thread-safe).
+
+    ``take_waiting`` returns the frame of every camera that has one waiting (newest-frame-wins per
+    camera); a camera without a frame is simply not in the batch, so it never delays the others.
+    """
+
+    def __init__(self, cameras: int):
+        self._cond = threading.Condition()
+        self.slots = [NewestFrameSlot(self._cond) for _ in range(cameras)]
+        self._closed = False
+
+    def take_waiting(self, timeout: float | None = None) -> list[tuple[int, Frame]] | None:
+        """(camera index, frame) of every camera with a frame waiting, removing them; blocks until there
+        is at least one (an empty list after ``timeout`` s); None once closed."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._closed or any(s._frame is not None for s in self.slots), timeout)
+            if self._closed:
+                return None
+            taken = []
+            for index, slot in enumerate(self.slots):
+                if slot._frame is not None:
+                    taken.append((index, slot._frame))
+                    slot._frame = None
+            return taken
+
+    def close(self) -> None:
+        """Wake the consumer for good: ``take_waiting`` (and each slot's ``take``) return None from now on."""
+        with self._cond:
+            self._closed = True
+            for slot in self.slots:
+                slot._closed = True
             self._cond.notify_all()

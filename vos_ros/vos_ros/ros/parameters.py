@@ -20,6 +20,7 @@ CAMERA_GEOMETRIES = ("raw", "rectified")
 IMAGE_TRANSPORTS = ("raw", "compressed")
 PROMPT_POLICIES = ("add_new", "refresh")
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+_CAMERA_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")  # one ROS name token: topics <camera>/image, ~/<camera>/...
 
 
 def _config_name(value: str) -> str | None:
@@ -51,6 +52,29 @@ def _device(value: str) -> str | None:
     return None if _DEVICE.match(value) else f"device {value!r} is not auto, cpu, cuda or cuda:N"
 
 
+def camera_names_problem(names: list[str]) -> str | None:
+    """Why ``names`` cannot name the cameras of one node (None when they can): each must be one ROS name
+    token (a letter, then letters, digits and single underscores), and no name may repeat."""
+    for index, name in enumerate(names):
+        if not isinstance(name, str):
+            return f"cameras[{index}] is {name!r}, not a name: give the camera names as strings"
+        if not name:
+            return f"cameras[{index}] is empty: every camera needs a name (or give no cameras for one unnamed camera)"
+        if not _CAMERA_NAME.match(name) or "__" in name:
+            return (
+                f"cameras[{index}] {name!r} is not a valid ROS name token: use a letter, then letters, digits "
+                "and single underscores (it becomes <camera>/image and ~/<camera>/labels)"
+            )
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        return f"cameras {names} name {', '.join(repeated)} more than once: every camera needs its own name"
+    return None
+
+
+def _camera_names(value: list) -> str | None:
+    return camera_names_problem(list(value))
+
+
 @dataclass(frozen=True)
 class ParamSpec:
     """One declared parameter. ``read_only`` marks values that only take effect on a restart.
@@ -60,7 +84,7 @@ class ParamSpec:
     """
 
     name: str
-    default: bool | int | float | str
+    default: bool | int | float | str | list[str]
     description: str
     read_only: bool = False
     int_range: tuple[int, int] | None = None
@@ -71,6 +95,9 @@ class ParamSpec:
     def descriptor(self) -> ParameterDescriptor:
         """The ROS descriptor (description, range, read-only flag) of this parameter."""
         desc = ParameterDescriptor(name=self.name, description=self.description, read_only=self.read_only)
+        # ROS types an empty list as a byte array, so a string array declared empty could never be given
+        # names: it is declared dynamically typed, and ``problem`` checks the type instead
+        desc.dynamic_typing = isinstance(self.default, list)
         if self.int_range is not None:
             desc.integer_range = [IntegerRange(from_value=self.int_range[0], to_value=self.int_range[1], step=1)]
         if self.float_range is not None:
@@ -81,7 +108,12 @@ class ParamSpec:
 
     def problem(self, value, *, declaring: bool = False) -> str | None:
         """Why ``value`` is not acceptable for this parameter, or None when it is. ``declaring``
-        leaves out a check that configure makes (``on_configure``)."""
+        leaves out a check that configure makes (``on_configure``). A string array left unset is its
+        default (None, as ROS reports it)."""
+        if value is None and isinstance(self.default, list):
+            return None
+        if isinstance(self.default, list) and isinstance(value, (list, tuple)):
+            value = list(value)
         if type(value) is not type(self.default):
             return f"{self.name} must be of type {type(self.default).__name__}, got {type(value).__name__}"
         if self.int_range is not None and not self.int_range[0] <= value <= self.int_range[1]:
@@ -94,6 +126,24 @@ class ParamSpec:
 
 
 PARAMETERS: tuple[ParamSpec, ...] = (
+    ParamSpec(
+        "cameras",
+        [],
+        "Names of the cameras this node serves with one network, e.g. [front, rear]: camera c reads c/image "
+        "(c/depth, c/camera_info) and has its own objects, ~/c/... services and ~/c/... outputs; frames of "
+        "several cameras go through the network as one batch. Empty (unset): one camera on today's names.",
+        read_only=True,
+        check=_camera_names,
+        on_configure=True,
+    ),
+    ParamSpec(
+        "max_batch",
+        0,
+        "With several cameras: most frames in one backbone call; the frames of more cameras waiting at once go "
+        "through in further calls of the same round. 0: all of them in one batch on a GPU, one at a time on a CPU "
+        "(where a batch was no faster than its frames one by one and its activations add to the memory per frame).",
+        int_range=(0, 64),
+    ),
     ParamSpec(
         "autostart",
         True,

@@ -103,29 +103,34 @@ def plan_prompts(
 
 
 class PromptInputs:
-    """Serves ``~/add_objects`` and listens on ``~/prompts`` for a VosNode (uses its session, lock and frames)."""
+    """Serves ``~/add_objects`` and listens on ``~/prompts`` for one camera of a VosNode (a
+    :class:`~vos_ros.ros.camera.CameraChannel`: uses its session, lock and frames; ``~/<camera>/...``
+    for a named camera)."""
 
-    def __init__(self, node):
-        self.node = node
+    def __init__(self, camera):
+        self.camera = camera
+        node = camera.node
         group = MutuallyExclusiveCallbackGroup()
-        self.service = node.create_service(AddObjects, "~/add_objects", self.on_add_objects, callback_group=group)
+        self.service = node.create_service(
+            AddObjects, camera.private("add_objects"), self.on_add_objects, callback_group=group
+        )
         self.subscription = node.create_subscription(
-            ObjectPromptArray, "~/prompts", self.on_prompts, PROMPTS_QOS, callback_group=group
+            ObjectPromptArray, camera.private("prompts"), self.on_prompts, PROMPTS_QOS, callback_group=group
         )
 
     def _frame(self, stamp) -> Frame:
         wanted = stamp_to_ns(stamp)
-        frame = self.node._recent.find(wanted)
+        frame = self.camera.recent.find(wanted)
         if frame is None:
             raise PromptError(
-                f"no recent frame has the stamp {format_stamp(wanted)} s ({self.node._recent.describe()})"
+                f"no recent frame has the stamp {format_stamp(wanted)} s ({self.camera.recent.describe()})"
             )
         return frame
 
     def on_add_objects(self, request, response):
-        node = self.node
+        node = self.camera
         response.success = False
-        if (refusal := node._refusal()) is not None:
+        if (refusal := node.refusal()) is not None:
             response.message = refusal
             return response
         try:
@@ -134,11 +139,12 @@ class PromptInputs:
                 raise PromptError("no boxes: give one box per new object")
             boxes = roi_boxes(request.boxes)
             points, flags = grouped_points(request.points, len(boxes))
-            with node._session_lock:
-                result = node._session.add_objects(
+            with node.lock:
+                result = node.session.add_objects(
                     frame.rgb, boxes, points, flags, labels=list(request.labels) or None, append=request.append
                 )
-                node._seeded(frame)
+                node.seeded(frame)
+                tracked = node.session.object_ids
         except (PromptError, VosError) as error:
             response.message = f"prompts refused: {error}"
             node.get_logger().warning(response.message)
@@ -146,26 +152,26 @@ class PromptInputs:
         response.success = True
         response.object_ids = result.ids
         response.mask = labels_to_image(result.label_map, frame.header)
-        response.message = f"added objects {result.ids}; tracking {node._session.object_ids} from stamp {format_stamp(frame.stamp_ns)} s"
+        response.message = f"{node.describe()}added objects {result.ids}; tracking {tracked} from stamp {format_stamp(frame.stamp_ns)} s"
         node.get_logger().info(response.message)
         return response
 
     def on_prompts(self, msg) -> None:
-        node = self.node
-        if (refusal := node._refusal()) is not None:
-            node._warn(f"ignoring prompts on {self.subscription.topic_name}: {refusal}")
+        node = self.camera
+        if (refusal := node.refusal()) is not None:
+            node.warn(f"ignoring prompts on {self.subscription.topic_name}: {refusal}")
             return
         try:
             frame = self._frame(msg.header.stamp)
             boxes = roi_boxes([p.box for p in msg.prompts])
         except PromptError as error:
-            node._warn(f"ignoring prompts on {self.subscription.topic_name}: {error}")
+            node.warn(f"ignoring prompts on {self.subscription.topic_name}: {error}")
             return
         if not boxes:
             return
-        live = node._live
-        with node._session_lock:
-            session = node._session
+        live = node.live
+        with node.lock:
+            session = node.session
             tracked = session.tracked_boxes() if session.initialized else {}
             room = session.max_objects - (len(session.object_ids) if session.initialized else 0)
             add, refresh, left_out = plan_prompts(
@@ -185,15 +191,17 @@ class PromptInputs:
                     labels = [msg.prompts[i].label for i in add]
                     added = session.add_objects(frame.rgb, [boxes[i] for i in add], labels=labels, append=True).ids
             except VosError as error:
-                node._warn(f"ignoring prompts: {error}")
+                node.warn(f"ignoring prompts: {error}")
                 return
             if refresh or add:
-                node._seeded(frame)
+                node.seeded(frame)
         if left_out:
-            node._warn(f"{left_out} prompt(s) left out: max_objects ({session.max_objects}) reached")
+            node.warn(f"{left_out} prompt(s) left out: max_objects ({session.max_objects}) reached")
         if add:
-            node.get_logger().info(f"prompts added objects {added} at stamp {format_stamp(frame.stamp_ns)} s")
+            node.get_logger().info(
+                f"{node.describe()}prompts added objects {added} at stamp {format_stamp(frame.stamp_ns)} s"
+            )
         if refresh:
             node.get_logger().info(
-                f"prompts re-seeded objects {sorted(refresh)} at stamp {format_stamp(frame.stamp_ns)} s"
+                f"{node.describe()}prompts re-seeded objects {sorted(refresh)} at stamp {format_stamp(frame.stamp_ns)} s"
             )

@@ -34,6 +34,10 @@ class SlidingWindow:
             self._prune(self._clock())
             return list(self._samples)
 
+    def values(self) -> list[float]:
+        """The values in the window, oldest first."""
+        return [v for _, v in self._values()]
+
     def rate(self) -> float:
         """Events per second between the first and last sample in the window (0 with fewer than 2)."""
         samples = self._values()

@@ -1,0 +1,240 @@
+"""Several cameras in one vos_node, in this process: one network object for all the cameras' sessions,
+per-camera services, frames of several cameras stepped as one batch, a camera without frames never
+waited for, and camera names checked on configure with a clear reason."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import rclpy
+from rclpy.parameter import Parameter
+
+from vos_ros.engine import session as engine_session
+from vos_ros.ros import node as vos_node
+from vos_ros.ros.client import ANSWER_TIMEOUT_S
+from vos_ros.ros.convert import labels_to_image, rgb_to_image
+from vos_ros.ros.domains import free_domain_id
+from vos_ros.ros.frames import Frame, FrameBoard
+from vos_ros.ros.node import VosNode
+from vos_ros.ros.parameters import SPECS, camera_names_problem
+from vos_ros.ros.stamps import make_header
+from vos_ros.synthetic import make_clip
+from vos_ros_interfaces.srv import SetInitialMask
+
+pytestmark = pytest.mark.ros  # creates ROS nodes
+
+SIZE = (96, 128)
+
+
+def frame(stamp_ns: int) -> Frame:
+    return Frame(header=make_header(stamp_ns), rgb=np.zeros((*SIZE, 3), np.uint8), stamp_ns=stamp_ns)
+
+
+@pytest.fixture
+def context():
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=free_domain_id())
+    yield context
+    context.try_shutdown()
+
+
+def make_node(context, network=None, **params) -> VosNode:
+    params.setdefault("use_depth", False)
+    overrides = [Parameter(name, value=value) for name, value in params.items()]
+    return VosNode(network=network, context=context, parameter_overrides=overrides)
+
+
+# camera names ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "names, reason",
+    [
+        ([""], "cameras[0] is empty"),
+        (["front", ""], "cameras[1] is empty"),
+        (["front", "rear", "front"], "name front more than once"),
+        (["front/left"], "'front/left' is not a valid ROS name token"),
+        (["1st"], "'1st' is not a valid ROS name token"),
+        (["rear cam"], "'rear cam' is not a valid ROS name token"),
+        (["front__left"], "'front__left' is not a valid ROS name token"),
+        (["~front"], "is not a valid ROS name token"),
+    ],
+)
+def test_bad_camera_names_are_refused_with_a_reason(names, reason):
+    assert reason in camera_names_problem(names)
+    assert reason in SPECS["cameras"].problem(names)
+
+
+@pytest.mark.parametrize("names", [[], ["front"], ["front", "rear"], ["wrist_left", "wrist_right", "Cam2"]])
+def test_good_camera_names_pass(names):
+    assert camera_names_problem(names) is None
+    assert SPECS["cameras"].problem(names) is None
+    assert SPECS["cameras"].problem(None) is None, "unset (as ROS leaves an empty string array) is the default"
+
+
+@pytest.mark.parametrize(
+    "names, reason",
+    [
+        (["front", "front"], "more than once"),
+        (["front", ""], "empty"),
+        (["a/b"], "ROS name token"),
+        ([1, 2], "cameras[0] is 1, not a name"),
+    ],
+)
+def test_configure_fails_with_the_reason_for_bad_camera_names(context, matching_network, names, reason):
+    node = make_node(context, matching_network, cameras=names)
+    try:
+        assert node.lifecycle_state == "unconfigured"
+        assert reason in node.snapshot().configure_error
+        assert node.session is None and node.cameras == []
+        assert not any(
+            "set_initial_mask" in name
+            for name, _ in node.get_service_names_and_types_by_node(node.get_name(), node.get_namespace())
+        ), "no camera services without usable names"
+    finally:
+        node.destroy_node()
+
+
+# one network, per-camera names -----------------------------------------------------------------
+
+
+def test_cameras_share_the_one_network_the_node_builds(context):
+    node = make_node(context, cameras=["front", "rear"], config="matching")
+    try:
+        assert node.lifecycle_state == "active", node.snapshot().configure_error
+        assert node.cameras == ["front", "rear"]
+        front, rear = node.camera("front").session, node.camera("rear").session
+        assert front is not rear, "one session per camera"
+        assert front.network is rear.network is node._network, "one network object for both cameras"
+        assert node.session is front
+        assert node.input_topics == ["/front/image", "/rear/image"]
+        services = {name for name, _ in node.get_service_names_and_types_by_node("vos_node", "/")}
+        for camera in ("front", "rear"):
+            for service in ("set_initial_mask", "add_objects", "remove_objects", "reset"):
+                assert f"/vos_node/{camera}/{service}" in services
+        assert "/vos_node/set_initial_mask" not in services
+        publishers = {name for name, _ in node.get_publisher_names_and_types_by_node("vos_node", "/")}
+        for camera in ("front", "rear"):
+            for topic in ("labels", "tracked_objects", "overlay", "overlay/compressed"):
+                assert f"/vos_node/{camera}/{topic}" in publishers
+        with pytest.raises(KeyError, match="no camera 'side'"):
+            node.camera("side")
+    finally:
+        node.destroy_node()
+
+
+def test_one_unnamed_camera_keeps_the_historic_names(context, matching_network):
+    node = make_node(context, matching_network)
+    try:
+        assert node.cameras == [""]
+        assert node.input_topics == ["/image"]
+        services = {name for name, _ in node.get_service_names_and_types_by_node("vos_node", "/")}
+        assert {"/vos_node/set_initial_mask", "/vos_node/remove_objects", "/vos_node/reset"} <= services
+        assert node.camera_values() == [], "no per-camera values for one camera"
+    finally:
+        node.destroy_node()
+
+
+def test_state_dir_has_a_subfolder_per_camera(context, matching_network, tmp_path):
+    node = make_node(context, matching_network, cameras=["front", "rear"], state_dir=str(tmp_path))
+    try:
+        clip = make_clip(num_objects=2, num_frames=2, size=SIZE, seed=0)
+        header = make_header(1_000_000_000)
+        node.receive_image(rgb_to_image(clip.frames[0], header), camera="rear")
+        answer = node.receive_initial_mask(SetInitialMask.Request(mask=labels_to_image(clip.labels[0], header)), "rear")
+        assert answer.success, answer.message
+        assert (tmp_path / "rear").is_dir() and any((tmp_path / "rear").iterdir())
+        assert not (tmp_path / "front").exists(), "the front camera has no objects to keep"
+    finally:
+        node.destroy_node()
+
+
+# batching and fairness -------------------------------------------------------------------------
+
+
+def test_frame_board_takes_every_waiting_camera_and_never_waits_for_a_quiet_one():
+    board = FrameBoard(3)
+    board.slots[0].put(frame(1))
+    assert [(i, f.stamp_ns) for i, f in board.take_waiting(timeout=ANSWER_TIMEOUT_S)] == [(0, 1)]
+    board.slots[2].put(frame(5))
+    board.slots[0].put(frame(2))
+    board.slots[0].put(frame(3))  # newest wins per camera
+    assert [(i, f.stamp_ns) for i, f in board.take_waiting(timeout=ANSWER_TIMEOUT_S)] == [(0, 3), (2, 5)]
+    assert [s.dropped for s in board.slots] == [1, 0, 0]
+    assert board.take_waiting(timeout=0.01) == [], "nothing waiting: an empty batch after the timeout"
+    woke = []
+    consumer = threading.Thread(target=lambda: woke.append(board.take_waiting()))
+    consumer.start()
+    board.slots[1].put(frame(7))
+    consumer.join(ANSWER_TIMEOUT_S)
+    assert [(i, f.stamp_ns) for i, f in woke[0]] == [(1, 7)], "a frame of any camera wakes the worker"
+    board.close()
+    assert board.take_waiting() is None and board.slots[0].take() is None
+
+
+def _wait_for(condition) -> bool:
+    deadline = time.monotonic() + ANSWER_TIMEOUT_S
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return condition()
+
+
+@pytest.mark.parametrize("max_batch, batches_expected", [(2, [2]), (64, [2]), (1, []), (0, [])])  # 0: CPU -> 1
+def test_frames_waiting_on_two_cameras_go_through_one_batched_step(
+    context, matching_network, monkeypatch, max_batch, batches_expected
+):
+    batches = []
+    real = engine_session.step_sessions
+
+    def recording(sessions, images):
+        batches.append(len(sessions))
+        return real(sessions, images)
+
+    monkeypatch.setattr(vos_node, "step_sessions", recording)
+    node = make_node(context, matching_network, cameras=["front", "rear"], short_side=96, max_batch=max_batch)
+    try:
+        clips = {"front": make_clip(2, 4, SIZE, seed=1), "rear": make_clip(3, 4, SIZE, seed=2)}
+        for index, (camera, clip) in enumerate(clips.items()):
+            header = make_header(1_000_000_000 + index)
+            node.receive_image(rgb_to_image(clip.frames[0], header), camera=camera)
+            request = SetInitialMask.Request(mask=labels_to_image(clip.labels[0], header))
+            assert node.receive_initial_mask(request, camera).success
+        assert _wait_for(lambda: node.count("frames_processed") >= 2)
+        front, rear = node.camera("front"), node.camera("rear")
+        with front.lock, rear.lock:  # the worker waits while frames of both cameras arrive
+            node.receive_image(rgb_to_image(clips["front"].frames[1], make_header(2_000_000_000)), "front")
+            assert _wait_for(lambda: front.slot._frame is None), "the worker took the front frame and waits"
+            node.receive_image(rgb_to_image(clips["front"].frames[2], make_header(3_000_000_000)), "front")
+            node.receive_image(rgb_to_image(clips["rear"].frames[1], make_header(3_000_000_001)), "rear")
+        assert _wait_for(lambda: front.count("frames_processed") >= 3 and rear.count("frames_processed") >= 2)
+        # the front and rear frames waiting together went through one step_sessions call (max_batch 1, or 0 on a
+        # CPU: one by one)
+        assert batches == batches_expected
+        assert front.objects_tracked == 2 and rear.objects_tracked == 3
+        values = dict(node.camera_values())
+        assert values["cameras"] == "front,rear"
+        assert values["front/frames_processed"] == 3 and values["rear/frames_processed"] == 2
+        assert values["front/objects_tracked"] == 2 and values["rear/objects_tracked"] == 3
+    finally:
+        node.destroy_node()
+
+
+def test_a_camera_without_frames_never_delays_the_other(context, matching_network):
+    node = make_node(context, matching_network, cameras=["front", "rear"], short_side=96)
+    try:
+        clip = make_clip(2, 6, SIZE, seed=3)
+        header = make_header(1_000_000_000)
+        node.receive_image(rgb_to_image(clip.frames[0], header), camera="front")
+        assert node.receive_initial_mask(
+            SetInitialMask.Request(mask=labels_to_image(clip.labels[0], header)), "front"
+        ).success
+        for t in range(1, 6):  # the rear camera never sends a frame
+            node.receive_image(rgb_to_image(clip.frames[t], make_header((1 + t) * 1_000_000_000)), camera="front")
+            assert _wait_for(lambda t=t: node.camera("front").count("frames_processed") >= t + 1)
+        assert node.camera("rear").count("frames_processed") == 0
+        snapshot = node.snapshot()
+        assert snapshot.quietest_camera == "rear"
+        assert dict(node.camera_values())["rear/frames_received"] == 0
+    finally:
+        node.destroy_node()
