@@ -101,24 +101,37 @@ class Reference:
             keys, probs = keys[:, keep], probs[:, keep]
         return keys, probs
 
-    def split_pixels(self) -> ReferencePixels:
+    def split_pixels(self, budget: int | None = None, margin: int = 0) -> ReferencePixels:
         """The pixels split by foreground, with the prototype sums; computed once per label state.
 
+        ``budget`` bounds the number of pixels (None: all). Foreground pixels are all kept; the
+        background gets what is left of the budget, at least half of it, taken evenly (in raster
+        order) from the pixels farther than ``margin`` cells from every foreground pixel and from
+        those nearer, the near ones kept first (up to half the background's share; the rest when
+        the far ones run out). A plain background repeats itself: its nearest and top-k
+        similarities barely change, and the matching work stays bounded whatever the objects.
+
         Anchors are matched on every frame while their labels rarely change: the split is
-        cached and recomputed when ``probs`` or ``foreground_only`` are replaced (the memory
-        replaces, never edits, them). Only cached outside autograd.
+        cached and recomputed when ``probs``, ``foreground_only`` or the bound are replaced
+        (the memory replaces, never edits, them). Only cached outside autograd.
         """
-        state = (self.probs, self.foreground_only)
-        if self._split is not None and self._split[0] is state[0] and self._split[1] == state[1]:
-            return self._split[2]
+        state = (self.probs, self.foreground_only, budget, margin)
+        if self._split is not None and self._split[0] is state[0] and self._split[1:4] == state[1:]:
+            return self._split[4]
         keys, probs = self.frame.key.flatten(1), self.probs.flatten(1)
         fg = probs[0] < 0.5
+        if self.foreground_only:
+            background = fg.new_zeros(0, dtype=torch.long)
+        elif budget is None or keys.shape[1] <= budget:
+            background = (~fg).nonzero()[:, 0]
+        else:
+            background = _thinned_background(self.probs[0] < 0.5, budget, margin)
         sums, weights = pool_prototypes(self.frame.instance, self.probs)
         split = ReferencePixels(
             fg_keys=keys[:, fg],
-            bg_keys=keys[:, :0] if self.foreground_only else keys[:, ~fg],
+            bg_keys=keys[:, background],
             fg_probs=probs[:, fg],
-            bg_probs=probs[:, :0] if self.foreground_only else probs[:, ~fg],
+            bg_probs=probs[:, background],
             sums=sums,
             weights=weights,
         )
@@ -127,9 +140,33 @@ class Reference:
         return split
 
 
-def join_references(anchors: list[Reference]) -> ReferencePixels:
-    """The anchors' pixels, foreground then background (each in anchor order), with summed prototypes."""
-    parts = [a.split_pixels() for a in anchors]
+def _evenly(index: torch.Tensor, count: int) -> torch.Tensor:
+    """``count`` entries of ``index`` spread evenly over it (all of them when it has no more)."""
+    if count >= len(index):
+        return index
+    return index[torch.arange(count, device=index.device) * len(index) // count]
+
+
+def _thinned_background(foreground: torch.Tensor, budget: int, margin: int) -> torch.Tensor:
+    """Flat indices (raster order) of the background pixels kept under ``budget`` (see split_pixels),
+    from the foreground map [h, w] (bool)."""
+    near = F.max_pool2d(foreground[None, None].float(), 2 * margin + 1, stride=1, padding=margin)[0, 0] > 0
+    flat, near = foreground.flatten(), near.flatten()
+    near_index, far_index = (near & ~flat).nonzero()[:, 0], (~near).nonzero()[:, 0]
+    share = max(budget - int(flat.sum()), budget // 2)
+    near_take = min(len(near_index), max(share - len(far_index), share // 2))
+    far_take = min(len(far_index), share - near_take)
+    near_take = min(len(near_index), share - far_take)
+    kept = torch.cat([_evenly(near_index, near_take), _evenly(far_index, far_take)])
+    return kept.sort().values
+
+
+def join_references(anchors: list[Reference], config: NetworkConfig | None = None) -> ReferencePixels:
+    """The anchors' pixels, foreground then background (each in anchor order), with summed prototypes.
+
+    ``config`` gives the bound on each anchor's pixels (None: every pixel)."""
+    bound = (config.anchor_pixels, config.background_margin) if config is not None else (None, 0)
+    parts = [a.split_pixels(*bound) for a in anchors]
     if len(parts) == 1:
         return parts[0]
     return ReferencePixels(
@@ -142,10 +179,12 @@ def join_references(anchors: list[Reference]) -> ReferencePixels:
     )
 
 
-def segment_inputs(frame: EncodedFrame, anchors: list[Reference], previous: Reference) -> list[torch.Tensor]:
+def segment_inputs(
+    frame: EncodedFrame, anchors: list[Reference], previous: Reference, config: NetworkConfig | None = None
+) -> list[torch.Tensor]:
     """The tensors of one segmentation step, in the order of :meth:`VosNetwork.segment_tensors` (and of
-    the exported segment graph's inputs)."""
-    refs = join_references(anchors)
+    the exported segment graph's inputs); ``config`` gives the bound on the anchors' pixels (None: none)."""
+    refs = join_references(anchors, config)
     return [
         frame.key,
         frame.instance,
@@ -219,7 +258,7 @@ class VosNetwork(nn.Module):
     def segment(self, frame: EncodedFrame, anchors: list[Reference], previous: Reference) -> Segmentation:
         """Segment all K objects of ``frame`` given anchor frames and the previous frame."""
         with stage("global matching"):  # joining the anchors' reference pixels
-            inputs = segment_inputs(frame, anchors, previous)
+            inputs = segment_inputs(frame, anchors, previous, self.config)
         log_probs, fg_logit, instance_logits = self.segment_tensors(*inputs)
         return Segmentation(log_probs=log_probs, fg_logit=fg_logit, instance_logits=instance_logits)
 
