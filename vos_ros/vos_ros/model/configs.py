@@ -17,8 +17,8 @@ class NetworkConfig:
     ``short_side`` is the scale frames are segmented at; ``train_short_side`` the scale
     training clips are drawn at (None: the same). ``anchor_pixels`` bounds the pixels of one
     anchor that global matching compares every pixel with (None: all of them): object pixels are all
-    kept, background pixels are thinned evenly, those within ``background_margin`` cells (stride 8)
-    of an object last (see ``Reference.split_pixels``).
+    kept, then the background pixels most like them, the rest of the background thinned evenly (see
+    ``Reference.split_pixels``).
     """
 
     name: str
@@ -35,7 +35,6 @@ class NetworkConfig:
     prototype_weight: float = 0.5
     max_anchors: int = 3
     anchor_pixels: int | None = None
-    background_margin: int = 4
 
     @property
     def training_scale(self) -> int:

@@ -101,23 +101,23 @@ class Reference:
             keys, probs = keys[:, keep], probs[:, keep]
         return keys, probs
 
-    def split_pixels(self, budget: int | None = None, margin: int = 0) -> ReferencePixels:
+    def split_pixels(self, budget: int | None = None) -> ReferencePixels:
         """The pixels split by foreground, with the prototype sums; computed once per label state.
 
         ``budget`` bounds the number of pixels (None: all). Foreground pixels are all kept; the
-        background gets what is left of the budget, at least half of it, taken evenly (in raster
-        order) from the pixels farther than ``margin`` cells from every foreground pixel and from
-        those nearer, the near ones kept first (up to half the background's share; the rest when
-        the far ones run out). A plain background repeats itself: its nearest and top-k
-        similarities barely change, and the matching work stays bounded whatever the objects.
+        background gets what is left of the budget, at least half of it: first the background
+        pixels most similar to any foreground pixel (the look-alikes the matching must see, half
+        the background's share), then the rest taken evenly in raster order (a plain background
+        repeats itself: its nearest and top-k similarities barely change). The matching work
+        stays bounded whatever the objects.
 
         Anchors are matched on every frame while their labels rarely change: the split is
         cached and recomputed when ``probs``, ``foreground_only`` or the bound are replaced
         (the memory replaces, never edits, them). Only cached outside autograd.
         """
-        state = (self.probs, self.foreground_only, budget, margin)
-        if self._split is not None and self._split[0] is state[0] and self._split[1:4] == state[1:]:
-            return self._split[4]
+        state = (self.probs, self.foreground_only, budget)
+        if self._split is not None and self._split[0] is state[0] and self._split[1:3] == state[1:]:
+            return self._split[3]
         keys, probs = self.frame.key.flatten(1), self.probs.flatten(1)
         fg = probs[0] < 0.5
         if self.foreground_only:
@@ -125,7 +125,7 @@ class Reference:
         elif budget is None or keys.shape[1] <= budget:
             background = (~fg).nonzero()[:, 0]
         else:
-            background = _thinned_background(self.probs[0] < 0.5, budget, margin)
+            background = _thinned_background(keys, fg, budget)
         sums, weights = pool_prototypes(self.frame.instance, self.probs)
         split = ReferencePixels(
             fg_keys=keys[:, fg],
@@ -147,26 +147,28 @@ def _evenly(index: torch.Tensor, count: int) -> torch.Tensor:
     return index[torch.arange(count, device=index.device) * len(index) // count]
 
 
-def _thinned_background(foreground: torch.Tensor, budget: int, margin: int) -> torch.Tensor:
+def _thinned_background(keys: torch.Tensor, foreground: torch.Tensor, budget: int) -> torch.Tensor:
     """Flat indices (raster order) of the background pixels kept under ``budget`` (see split_pixels),
-    from the foreground map [h, w] (bool)."""
-    near = F.max_pool2d(foreground[None, None].float(), 2 * margin + 1, stride=1, padding=margin)[0, 0] > 0
-    flat, near = foreground.flatten(), near.flatten()
-    near_index, far_index = (near & ~flat).nonzero()[:, 0], (~near).nonzero()[:, 0]
-    share = max(budget - int(flat.sum()), budget // 2)
-    near_take = min(len(near_index), max(share - len(far_index), share // 2))
-    far_take = min(len(far_index), share - near_take)
-    near_take = min(len(near_index), share - far_take)
-    kept = torch.cat([_evenly(near_index, near_take), _evenly(far_index, far_take)])
-    return kept.sort().values
+    from the keys [C, M] and the foreground mask [M]."""
+    fg_keys, bg_index = keys[:, foreground], (~foreground).nonzero()[:, 0]
+    share = min(max(budget - fg_keys.shape[1], budget // 2), len(bg_index))
+    hard = share // 2
+    if fg_keys.shape[1] == 0 or hard == 0:
+        return _evenly(bg_index, share)
+    bg_keys = keys[:, bg_index]
+    nearest = torch.cat([(bg_keys[:, i : i + 1024].t() @ fg_keys).amax(1) for i in range(0, bg_keys.shape[1], 1024)])
+    order = nearest.argsort(descending=True)
+    rest = order[hard:].sort().values
+    kept = torch.cat([order[:hard], _evenly(rest, share - hard)])
+    return bg_index[kept.sort().values]
 
 
 def join_references(anchors: list[Reference], config: NetworkConfig | None = None) -> ReferencePixels:
     """The anchors' pixels, foreground then background (each in anchor order), with summed prototypes.
 
     ``config`` gives the bound on each anchor's pixels (None: every pixel)."""
-    bound = (config.anchor_pixels, config.background_margin) if config is not None else (None, 0)
-    parts = [a.split_pixels(*bound) for a in anchors]
+    budget = config.anchor_pixels if config is not None else None
+    parts = [a.split_pixels(budget) for a in anchors]
     if len(parts) == 1:
         return parts[0]
     return ReferencePixels(
