@@ -58,7 +58,7 @@ def export(network, out: Path, size: tuple[int, int], objects: int, seed: int) -
     with torch.inference_mode():
         rgb = session._to_tensor(clip.frames[1])
         frame = network.encode(rgb)
-        inputs = segment_inputs(frame, session.memory.anchors, session.memory.previous)
+        inputs = segment_inputs(frame, session.memory.anchors, session.memory.previous, network.config)
         if not graph_exportable(network, inputs):
             raise BackendError("the example frame has too few reference pixels to trace; try another --seed")
         expected = network.segment_tensors(*inputs)[0]

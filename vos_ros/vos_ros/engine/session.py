@@ -6,6 +6,7 @@ import contextlib
 import functools
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -50,6 +51,44 @@ def _pixel_coordinates(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Flattened row and column index of every pixel (cached per image size)."""
     ys, xs = np.indices(shape)
     return ys.ravel(), xs.ravel()
+
+
+@dataclass
+class _SlotStatistics:
+    """Per slot: pixel count, summed confidence, summed column / row, first and last row and column."""
+
+    area: np.ndarray
+    score_sum: np.ndarray
+    sum_x: np.ndarray
+    sum_y: np.ndarray
+    row0: np.ndarray
+    row1: np.ndarray
+    col0: np.ndarray
+    col1: np.ndarray
+
+
+def _slot_statistics(slots: np.ndarray, confidence: np.ndarray, count: int) -> _SlotStatistics:
+    """Statistics of ``count`` slots of a slot map [H, W] in a fixed number of passes, whatever ``count``.
+
+    Two histograms, pixels per (slot, row) and per (slot, column), give the areas, the coordinate
+    sums and the boxes; no pass per slot.
+    """
+    height, width = slots.shape
+    ys, xs = _pixel_coordinates(slots.shape)
+    flat = slots.ravel().astype(np.intp)
+    per_row = np.bincount(flat * height + ys, minlength=count * height).reshape(count, height)
+    per_col = np.bincount(flat * width + xs, minlength=count * width).reshape(count, width)
+    rows_hit, cols_hit = per_row > 0, per_col > 0
+    return _SlotStatistics(
+        area=per_row.sum(1),
+        score_sum=np.bincount(flat, weights=confidence.ravel(), minlength=count),
+        sum_x=per_col @ np.arange(width),
+        sum_y=per_row @ np.arange(height),
+        row0=rows_hit.argmax(1),
+        row1=height - 1 - rows_hit[:, ::-1].argmax(1),
+        col0=cols_hit.argmax(1),
+        col1=width - 1 - cols_hit[:, ::-1].argmax(1),
+    )
 
 
 def check_image(image: np.ndarray) -> None:
@@ -489,23 +528,16 @@ class Session:
 
     def _describe(self, slots: np.ndarray, confidence: np.ndarray) -> list[ObjectResult]:
         count = len(self.objects) + 1
-        flat = slots.ravel()
-        area = np.bincount(flat, minlength=count)
-        score_sum = np.bincount(flat, weights=confidence.ravel(), minlength=count)
-        ys, xs = _pixel_coordinates(slots.shape)
-        sum_x = np.bincount(flat, weights=xs, minlength=count)
-        sum_y = np.bincount(flat, weights=ys, minlength=count)
+        stats = _slot_statistics(slots, confidence, count)
         results = []
         for slot, object_id in enumerate(self.objects.ids, start=1):
-            pixels = int(area[slot])
+            pixels = int(stats.area[slot])
             bbox, centroid, score = (0, 0, 0, 0), (float("nan"), float("nan")), 0.0
             if pixels:
-                mask = slots == slot
-                rows = np.flatnonzero(mask.any(1))
-                cols = np.flatnonzero(mask.any(0))
-                bbox = (int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
-                centroid = (float(sum_x[slot] / pixels), float(sum_y[slot] / pixels))
-                score = float(score_sum[slot] / pixels)
+                x0, y0, x1, y1 = (int(v[slot]) for v in (stats.col0, stats.row0, stats.col1, stats.row1))
+                bbox = (x0, y0, x1 - x0 + 1, y1 - y0 + 1)
+                centroid = (float(stats.sum_x[slot] / pixels), float(stats.sum_y[slot] / pixels))
+                score = float(stats.score_sum[slot] / pixels)
             results.append(
                 ObjectResult(
                     id=object_id,

@@ -222,7 +222,7 @@ class OnnxRuntimeNetwork:
     def segment(self, frame: EncodedFrame, anchors: list[Reference], previous: Reference) -> Segmentation:
         """Segment all K objects of ``frame`` with the segmentation graph (PyTorch for frames it cannot take)."""
         with stage("segment inputs"):
-            inputs = segment_inputs(frame, anchors, previous)
+            inputs = segment_inputs(frame, anchors, previous, self.config)
         if not graph_exportable(self.network, inputs):
             return self.network.segment(frame, anchors, previous)
         size = frame.size

@@ -15,7 +15,10 @@ class NetworkConfig:
     ``learned`` False means the training-free baseline: L2-normalised backbone features
     serve as both embeddings and fixed rules replace the fusion head and decoder.
     ``short_side`` is the scale frames are segmented at; ``train_short_side`` the scale
-    training clips are drawn at (None: the same).
+    training clips are drawn at (None: the same). ``anchor_pixels`` bounds the pixels of one
+    anchor that global matching compares every pixel with (None: all of them): object pixels are all
+    kept, then the background pixels most like them, the rest of the background thinned evenly (see
+    ``Reference.split_pixels``).
     """
 
     name: str
@@ -31,6 +34,7 @@ class NetworkConfig:
     prototype_temperature: float = 0.1
     prototype_weight: float = 0.5
     max_anchors: int = 3
+    anchor_pixels: int | None = None
 
     @property
     def training_scale(self) -> int:
@@ -40,7 +44,7 @@ class NetworkConfig:
 
 CONFIGS = {
     "matching": NetworkConfig(name="matching", learned=False, short_side=384),
-    "full": NetworkConfig(name="full", learned=True, short_side=512, train_short_side=384),
+    "full": NetworkConfig(name="full", learned=True, short_side=512, train_short_side=384, anchor_pixels=4096),
     "fast": NetworkConfig(
         name="fast", learned=True, short_side=240, key_dim=32, instance_dim=32, hidden=32, local_radius=3
     ),

@@ -185,11 +185,9 @@ def match_local(
     prob_regions = _regions(fit(probs), tile, radius)
     region_index = index.expand(sims.shape[0], -1, -1).gather(2, cand_index)
     classes = probs.shape[0]
-    gathered = (
-        prob_regions.unsqueeze(2)
-        .expand(-1, -1, tile * tile, -1)
-        .gather(3, region_index.unsqueeze(1).expand(-1, classes, -1, -1))
-    )
+    # One gather over each tile's region (the index, not the K+1 probability planes, is repeated per class).
+    gathered = prob_regions.gather(2, region_index.flatten(1).unsqueeze(1).expand(-1, classes, -1))
+    gathered = gathered.view(region_index.shape[0], classes, tile * tile, -1)
     cand_probs = _untile(gathered.permute(0, 2, 1, 3).flatten(2), tiles_y, tiles_x, tile, height, width)
     cand_probs = cand_probs.view(height * width, classes, -1).permute(1, 0, 2)
     untile = lambda t: _untile(t, tiles_y, tiles_x, tile, height, width)  # noqa: E731

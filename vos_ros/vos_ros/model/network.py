@@ -101,24 +101,37 @@ class Reference:
             keys, probs = keys[:, keep], probs[:, keep]
         return keys, probs
 
-    def split_pixels(self) -> ReferencePixels:
+    def split_pixels(self, budget: int | None = None) -> ReferencePixels:
         """The pixels split by foreground, with the prototype sums; computed once per label state.
 
+        ``budget`` bounds the number of pixels (None: all). Foreground pixels are all kept; the
+        background gets what is left of the budget, at least half of it: first the background
+        pixels most similar to any foreground pixel (the look-alikes the matching must see, half
+        the background's share), then the rest taken evenly in raster order (a plain background
+        repeats itself: its nearest and top-k similarities barely change). The matching work
+        stays bounded whatever the objects.
+
         Anchors are matched on every frame while their labels rarely change: the split is
-        cached and recomputed when ``probs`` or ``foreground_only`` are replaced (the memory
-        replaces, never edits, them). Only cached outside autograd.
+        cached and recomputed when ``probs``, ``foreground_only`` or the bound are replaced
+        (the memory replaces, never edits, them). Only cached outside autograd.
         """
-        state = (self.probs, self.foreground_only)
-        if self._split is not None and self._split[0] is state[0] and self._split[1] == state[1]:
-            return self._split[2]
+        state = (self.probs, self.foreground_only, budget)
+        if self._split is not None and self._split[0] is state[0] and self._split[1:3] == state[1:]:
+            return self._split[3]
         keys, probs = self.frame.key.flatten(1), self.probs.flatten(1)
         fg = probs[0] < 0.5
+        if self.foreground_only:
+            background = fg.new_zeros(0, dtype=torch.long)
+        elif budget is None or keys.shape[1] <= budget:
+            background = (~fg).nonzero()[:, 0]
+        else:
+            background = _thinned_background(keys, fg, budget)
         sums, weights = pool_prototypes(self.frame.instance, self.probs)
         split = ReferencePixels(
             fg_keys=keys[:, fg],
-            bg_keys=keys[:, :0] if self.foreground_only else keys[:, ~fg],
+            bg_keys=keys[:, background],
             fg_probs=probs[:, fg],
-            bg_probs=probs[:, :0] if self.foreground_only else probs[:, ~fg],
+            bg_probs=probs[:, background],
             sums=sums,
             weights=weights,
         )
@@ -127,9 +140,35 @@ class Reference:
         return split
 
 
-def join_references(anchors: list[Reference]) -> ReferencePixels:
-    """The anchors' pixels, foreground then background (each in anchor order), with summed prototypes."""
-    parts = [a.split_pixels() for a in anchors]
+def _evenly(index: torch.Tensor, count: int) -> torch.Tensor:
+    """``count`` entries of ``index`` spread evenly over it (all of them when it has no more)."""
+    if count >= len(index):
+        return index
+    return index[torch.arange(count, device=index.device) * len(index) // count]
+
+
+def _thinned_background(keys: torch.Tensor, foreground: torch.Tensor, budget: int) -> torch.Tensor:
+    """Flat indices (raster order) of the background pixels kept under ``budget`` (see split_pixels),
+    from the keys [C, M] and the foreground mask [M]."""
+    fg_keys, bg_index = keys[:, foreground], (~foreground).nonzero()[:, 0]
+    share = min(max(budget - fg_keys.shape[1], budget // 2), len(bg_index))
+    hard = share // 2
+    if fg_keys.shape[1] == 0 or hard == 0:
+        return _evenly(bg_index, share)
+    bg_keys = keys[:, bg_index]
+    nearest = torch.cat([(bg_keys[:, i : i + 1024].t() @ fg_keys).amax(1) for i in range(0, bg_keys.shape[1], 1024)])
+    order = nearest.argsort(descending=True)
+    rest = order[hard:].sort().values
+    kept = torch.cat([order[:hard], _evenly(rest, share - hard)])
+    return bg_index[kept.sort().values]
+
+
+def join_references(anchors: list[Reference], config: NetworkConfig | None = None) -> ReferencePixels:
+    """The anchors' pixels, foreground then background (each in anchor order), with summed prototypes.
+
+    ``config`` gives the bound on each anchor's pixels (None: every pixel)."""
+    budget = config.anchor_pixels if config is not None else None
+    parts = [a.split_pixels(budget) for a in anchors]
     if len(parts) == 1:
         return parts[0]
     return ReferencePixels(
@@ -142,10 +181,12 @@ def join_references(anchors: list[Reference]) -> ReferencePixels:
     )
 
 
-def segment_inputs(frame: EncodedFrame, anchors: list[Reference], previous: Reference) -> list[torch.Tensor]:
+def segment_inputs(
+    frame: EncodedFrame, anchors: list[Reference], previous: Reference, config: NetworkConfig | None = None
+) -> list[torch.Tensor]:
     """The tensors of one segmentation step, in the order of :meth:`VosNetwork.segment_tensors` (and of
-    the exported segment graph's inputs)."""
-    refs = join_references(anchors)
+    the exported segment graph's inputs); ``config`` gives the bound on the anchors' pixels (None: none)."""
+    refs = join_references(anchors, config)
     return [
         frame.key,
         frame.instance,
@@ -219,7 +260,7 @@ class VosNetwork(nn.Module):
     def segment(self, frame: EncodedFrame, anchors: list[Reference], previous: Reference) -> Segmentation:
         """Segment all K objects of ``frame`` given anchor frames and the previous frame."""
         with stage("global matching"):  # joining the anchors' reference pixels
-            inputs = segment_inputs(frame, anchors, previous)
+            inputs = segment_inputs(frame, anchors, previous, self.config)
         log_probs, fg_logit, instance_logits = self.segment_tensors(*inputs)
         return Segmentation(log_probs=log_probs, fg_logit=fg_logit, instance_logits=instance_logits)
 
