@@ -83,16 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     from vos_ros.tools.node_bench import BenchOptions, run_node_bench
 
     options = BenchOptions(
-        width=args.size[1],
-        height=args.size[0],
-        rate=args.rate,
-        duration=args.duration,
-        warmup=args.warmup,
-        objects=args.objects,
-        config=args.config,
-        short_side=args.short_side,
-        device=args.device,
-        node_args=tuple(args.node_args),
+        **_stream_options(args),
         churn=args.churn,
         rss_interval=args.rss_interval,
         window=args.window,
@@ -144,22 +135,29 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _stream_options(args) -> dict:
+    """The options both benchmarks share: the published stream and the node's settings."""
+    return {
+        "width": args.size[1],
+        "height": args.size[0],
+        "rate": args.rate,
+        "duration": args.duration,
+        "warmup": args.warmup,
+        "objects": args.objects,
+        "config": args.config,
+        "short_side": args.short_side,
+        "device": args.device,
+        "node_args": tuple(args.node_args),
+    }
+
+
 def _cameras(args) -> int:
     from vos_ros.tools.cameras_bench import CamerasBenchOptions, run_cameras_bench
 
     options = CamerasBenchOptions(
         counts=args.cameras,
         separate=args.separate,
-        width=args.size[1],
-        height=args.size[0],
-        rate=args.rate,
-        duration=args.duration,
-        warmup=args.warmup,
-        objects=args.objects,
-        config=args.config,
-        short_side=args.short_side,
-        device=args.device,
-        node_args=tuple(args.node_args),
+        **_stream_options(args),
         one_node_threads=args.one_node_threads,
     )
     try:
