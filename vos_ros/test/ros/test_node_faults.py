@@ -172,23 +172,6 @@ def test_frame_id_and_resolution_changes(node, clip):
     assert "forgot objects [1, 2] (on_resolution_change=reset)" in log_text(node)
 
 
-def test_a_4k_frame_mid_stream(node, clip):
-    set_parameter(node, "on_resolution_change", "resize")
-    base = time.time_ns() + 2500 * 10**9
-    send(node, clip.frames[40], base)
-    assert node.set_initial_mask(clip.labels[40], base, labels=["disc", "box"]).success
-    uhd = cv2.resize(clip.frames[41], (3840, 2160), interpolation=cv2.INTER_LINEAR)  # a camera switching to 4K
-    labels = send(node, uhd, base + 10**8)
-    assert labels.shape == (2160, 3840)
-    assert [o.id for o in node.tracked(base + 10**8).objects] == [1, 2]
-    truth = cv2.resize(clip.labels[41], (3840, 2160), interpolation=cv2.INTER_NEAREST)
-    for k in (1, 2):
-        assert iou(labels, truth, k) >= MIN_IOU, k
-    labels = send(node, clip.frames[42], base + 2 * 10**8)  # and back
-    assert labels.shape == (HEIGHT, WIDTH) and [o.id for o in node.tracked(base + 2 * 10**8).objects] == [1, 2]
-    node.process.check_alive()
-
-
 def test_too_many_objects_and_a_burst_of_frames(node, clip):
     base = time.time_ns() + 3000 * 10**9
     send(node, clip.frames[20], base)

@@ -3,6 +3,7 @@
 import threading
 import time
 
+import cv2
 import pytest
 import rclpy
 from rcl_interfaces.srv import SetParameters
@@ -101,4 +102,36 @@ def test_parameter_services_answer_while_a_frame_is_in_the_model(matching_networ
         spinner.join(timeout=5.0)
         node.destroy_node()
         caller.destroy_node()
+        context.try_shutdown()
+
+
+def _size_reaches(node: VosNode, size: tuple[int, int]) -> bool:
+    deadline = time.monotonic() + ANSWER_TIMEOUT_S
+    while node.session.frame_size != size and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return node.session.frame_size == size
+
+
+def test_a_4k_frame_mid_stream_keeps_the_objects(matching_network):
+    """A camera switching to 3840x2160 (in process: one 4K rgb8 frame is 25 MB, more than the shipped
+    Fast DDS shared-memory segment): the objects are carried over, labels come out at 4K, and back."""
+    context = Context()
+    rclpy.init(context=context, domain_id=free_domain_id())
+    node = VosNode(network=matching_network, context=context)
+    try:
+        clip = make_clip(num_objects=2, num_frames=3, size=(180, 240), seed=4)
+        first = make_header(1_000_000_000)
+        node.receive_image(rgb_to_image(clip.frames[0], first))
+        answer = node.receive_initial_mask(SetInitialMask.Request(mask=labels_to_image(clip.labels[0], first)))
+        assert answer.success, answer.message
+        uhd = cv2.resize(clip.frames[1], (3840, 2160), interpolation=cv2.INTER_LINEAR)
+        node.receive_image(rgb_to_image(uhd, make_header(2_000_000_000)))
+        assert _size_reaches(node, (2160, 3840)), "the 4K frame is answered"
+        assert node.session.object_ids == [1, 2]
+        node.receive_image(rgb_to_image(clip.frames[2], make_header(3_000_000_000)))
+        assert _size_reaches(node, (180, 240))
+        assert node.session.object_ids == [1, 2]
+        assert node.count("errors") == 0
+    finally:
+        node.destroy_node()
         context.try_shutdown()
