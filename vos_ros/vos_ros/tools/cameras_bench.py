@@ -30,28 +30,20 @@ from vos_ros.ros.domains import free_domain_id
 from vos_ros.ros.process import NodeProcess, node_ros_args
 from vos_ros.ros.stats import percentiles
 from vos_ros.synthetic import make_clip
-from vos_ros.tools.node_bench import _initialise, _publish, _status_mb, rss_mb
+from vos_ros.tools.node_bench import StreamOptions, _initialise, _publish, _status_mb, rss_mb
 
 NAMESPACE = "/vos_bench"
 RSS_INTERVAL_S = 0.2
 
 
 @dataclass
-class CamerasBenchOptions:
+class CamerasBenchOptions(StreamOptions):
     """Which runs (camera counts; ``separate`` adds N single-camera processes for each N > 1) and their input."""
 
+    duration: float = 20.0  # shorter runs than one camera's: every count (and its separate processes) runs in turn
+    warmup: float = 5.0
     counts: tuple[int, ...] = (1, 2, 4)
     separate: bool = False
-    width: int = 640
-    height: int = 480
-    rate: float = 30.0
-    duration: float = 20.0
-    warmup: float = 5.0
-    objects: int = 2
-    config: str = "matching"
-    short_side: int = 0
-    device: str = "cpu"
-    node_args: tuple[str, ...] = ()
     one_node_threads: int = 0  # torch_threads of the one node (0: its default, as each separate process)
 
 

@@ -37,8 +37,8 @@ STARTUP_TIMEOUT_S = 120.0
 
 
 @dataclass
-class BenchOptions:
-    """What to run: input size and rate, run length, the node's config and extra --ros-args."""
+class StreamOptions:
+    """What every node benchmark runs: input size and rate, run length, the node's config and extra --ros-args."""
 
     width: int = 640
     height: int = 480
@@ -50,6 +50,12 @@ class BenchOptions:
     short_side: int = 0
     device: str = "cpu"
     node_args: tuple[str, ...] = ()
+
+
+@dataclass
+class BenchOptions(StreamOptions):
+    """One camera: the stream, and the churn, memory sampling and plot of a soak."""
+
     churn: float = 0.0
     rss_interval: float = 0.05
     window: float = 10.0
