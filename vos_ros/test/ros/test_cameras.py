@@ -220,6 +220,57 @@ def test_frames_waiting_on_two_cameras_go_through_one_batched_step(
         node.destroy_node()
 
 
+@pytest.mark.parametrize("camera_threads, concurrent", [(2, True), (1, False)])
+def test_a_rounds_frames_step_on_parallel_threads_on_a_cpu(
+    context, matching_network, monkeypatch, camera_threads, concurrent
+):
+    """With camera_threads 2 the front and rear frames of one round step at the same time on two threads
+    (each waits at a barrier for the other); with 1 they step one after the other on one thread."""
+    barrier = threading.Barrier(2, timeout=2.0)
+    threads, met, meet = [], [], set()  # meet: the bytes of the two frames that wait for one round
+    real = engine_session.Session.step
+
+    def meeting(self, image, *args, **kwargs):
+        if np.asarray(image).tobytes() in meet:
+            threads.append(threading.current_thread().name)
+            try:
+                barrier.wait()
+                met.append(True)
+            except threading.BrokenBarrierError:
+                met.append(False)
+        return real(self, image, *args, **kwargs)
+
+    monkeypatch.setattr(engine_session.Session, "step", meeting)
+    node = make_node(
+        context, matching_network, cameras=["front", "rear"], short_side=96, max_batch=1, camera_threads=camera_threads
+    )
+    try:
+        clips = {"front": make_clip(2, 3, SIZE, seed=1), "rear": make_clip(3, 3, SIZE, seed=2)}
+        for index, (camera, clip) in enumerate(clips.items()):
+            header = make_header(1_000_000_000 + index)
+            node.receive_image(rgb_to_image(clip.frames[0], header), camera=camera)
+            assert node.receive_initial_mask(
+                SetInitialMask.Request(mask=labels_to_image(clip.labels[0], header)), camera
+            ).success
+        front, rear = node.camera("front"), node.camera("rear")
+        assert _wait_for(lambda: front.count("frames_processed") >= 1 and rear.count("frames_processed") >= 1)
+        meet.update({clips["front"].frames[2].tobytes(), clips["rear"].frames[1].tobytes()})
+        with front.lock, rear.lock:  # the worker waits while frames of both cameras arrive
+            node.receive_image(rgb_to_image(clips["front"].frames[1], make_header(2_000_000_000)), "front")
+            assert _wait_for(lambda: front.slot._frame is None), "the worker took the front frame and waits"
+            node.receive_image(rgb_to_image(clips["front"].frames[2], make_header(3_000_000_000)), "front")
+            node.receive_image(rgb_to_image(clips["rear"].frames[1], make_header(3_000_000_001)), "rear")
+        assert _wait_for(lambda: front.count("frames_processed") >= 3 and rear.count("frames_processed") >= 2)
+        assert len(threads) == 2
+        if concurrent:
+            assert met == [True, True] and len(set(threads)) == 2 and all(n.startswith("vos-round") for n in threads)
+        else:
+            assert met == [False, False] and len(set(threads)) == 1
+        assert front.objects_tracked == 2 and rear.objects_tracked == 3
+    finally:
+        node.destroy_node()
+
+
 def test_a_camera_without_frames_never_delays_the_other(context, matching_network):
     node = make_node(context, matching_network, cameras=["front", "rear"], short_side=96)
     try:
@@ -238,3 +289,20 @@ def test_a_camera_without_frames_never_delays_the_other(context, matching_networ
         assert dict(node.camera_values())["rear/frames_received"] == 0
     finally:
         node.destroy_node()
+
+
+@pytest.mark.parametrize(
+    "requested, cameras, device, torch_threads, cores, expected",
+    [
+        (0, 2, "cpu", 1, 2, 2),  # 2 cores, 1 torch thread: both cameras at once
+        (0, 4, "cpu", 1, 2, 2),  # never more threads than cores allow
+        (0, 4, "cpu", 2, 8, 4),
+        (0, 1, "cpu", 1, 8, 1),  # one camera: one thread
+        (0, 4, "cuda:0", 1, 8, 1),  # a GPU batches instead
+        (3, 2, "cpu", 1, 2, 2),  # asked for: at most one per camera
+        (1, 4, "cpu", 1, 8, 1),
+    ],
+)
+def test_round_threads(monkeypatch, requested, cameras, device, torch_threads, cores, expected):
+    monkeypatch.setattr(vos_node.os, "sched_getaffinity", lambda pid: set(range(cores)))
+    assert vos_node.round_threads(requested, cameras, device, torch_threads) == expected

@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--stop-at", type=int, help="stop after this many steps (the learning-rate schedule still spans --steps)"
     )
     parser.add_argument("--init", help="start from these prompt head weights (default: a fresh head)")
+    parser.add_argument(
+        "--width", type=int, default=48, help="channels of a fresh head (default 48; its skip path gets half)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     return parser
@@ -90,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         init=args.init,
         stop_at=args.stop_at,
+        width=args.width,
         log=log,
     )
     log(f"weights: {Path(args.out) / 'prompt.pt'}")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
 import warnings
 from pathlib import Path
 
@@ -155,6 +156,7 @@ class OnnxRuntimeNetwork:
         self.threads = threads or torch.get_num_threads()
         self.fingerprint = weights_fingerprint(network)
         self._graphs: dict[tuple[str, int, int], object] = {}
+        self._graph_lock = threading.Lock()
 
     @property
     def device(self) -> torch.device:
@@ -185,6 +187,11 @@ class OnnxRuntimeNetwork:
         cached = self._graphs.get((kind, *size))
         if cached is not None:
             return cached
+        with self._graph_lock:  # sessions stepped on several threads build each graph once
+            cached = self._graphs.get((kind, *size))
+            return cached if cached is not None else self._build_graph(kind, size, export)
+
+    def _build_graph(self, kind: str, size: tuple[int, int], export) -> object:
         path = self.graph_path(kind, size)
         if path is not None and path.is_file():
             graph = self._load(str(path), f"{kind} graph {path}")

@@ -83,6 +83,7 @@ class PromptHead(nn.Module):
 
     def __init__(self, width: int = 48, skip_width: int = 24):
         super().__init__()
+        self.arch = {"width": width, "skip_width": skip_width}
         ch = Backbone.channels
         self.reduce16 = nn.Conv2d(ch[16], width, 1)
         self.reduce8 = nn.Conv2d(ch[8], width, 1)
@@ -137,7 +138,8 @@ def save_prompt_head(head: PromptHead, path: str | Path, backbone: nn.Module | N
             key: value.detach().cpu().clone() for key, value in backbone.state_dict().items()
         }
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"kind": "prompt_head", "backbone": BACKBONE_CONFIG, "state_dict": state, **extra}, Path(path))
+    record = {"kind": "prompt_head", "backbone": BACKBONE_CONFIG, "arch": head.arch, "state_dict": state, **extra}
+    torch.save(record, Path(path))
 
 
 def load_prompt_head(path: str | Path | None = None, device: str | torch.device = "cpu") -> PromptHead:

@@ -20,6 +20,7 @@ import threading
 import time
 import traceback
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import rclpy
 import torch
@@ -77,6 +78,16 @@ def inference_threads(requested: int) -> int:
     return requested or max(1, len(os.sched_getaffinity(0)) - 1)
 
 
+def round_threads(requested: int, cameras: int, device: str, torch_threads: int) -> int:
+    """Threads that step one round's frames at once: ``requested``, or 0 for as many as the cores allow
+    (cores / torch_threads, at most one per camera) on a CPU and one on a GPU (which batches instead)."""
+    if requested:
+        return min(requested, cameras)
+    if device.startswith("cuda"):
+        return 1
+    return max(1, min(cameras, len(os.sched_getaffinity(0)) // max(1, torch_threads)))
+
+
 class ConfigureError(Exception):
     """A parameter that only configure can check (the weights file, the camera names) is unusable."""
 
@@ -120,6 +131,7 @@ class VosNode(LifecycleNode):
         self._network: VosNetwork | None = None
         self._device = str(network.device) if network is not None else self._live["device"]
         self._worker: threading.Thread | None = None
+        self._round_pool: ThreadPoolExecutor | None = None  # steps a round's frames at once (camera_threads)
         self._board = FrameBoard(0)
         self._configure_error = ""
         self._processing = False  # true while active: the worker only runs frames then
@@ -260,6 +272,11 @@ class VosNode(LifecycleNode):
         self._board = FrameBoard(len(self._channels))
         for channel, session, slot in zip(self._channels, sessions, self._board.slots):
             channel.configure(session, slot)
+        threads = round_threads(
+            self._live["camera_threads"], len(self._channels), self._device, torch.get_num_threads()
+        )
+        if threads > 1:
+            self._round_pool = ThreadPoolExecutor(threads, thread_name_prefix="vos-round")
         self._worker = threading.Thread(target=self._work, args=(self._board,), name="vos-inference", daemon=True)
         self._worker.start()
         cameras = f" for cameras {self.cameras}" if self.cameras != [""] else ""
@@ -320,6 +337,9 @@ class VosNode(LifecycleNode):
         if self._worker is not None:
             self._worker.join(timeout=WORKER_JOIN_TIMEOUT_S)
             self._worker = None
+        if self._round_pool is not None:
+            self._round_pool.shutdown(wait=True)
+            self._round_pool = None
         for channel in self._channels:
             channel.release()
         self._board = FrameBoard(0)
@@ -449,14 +469,19 @@ class VosNode(LifecycleNode):
 
     def _step(self, stepping: list[tuple[CameraChannel, Frame]]) -> list:
         """The sessions' results (or VosError) for the frames the cameras had waiting: in batches of at most
-        ``max_batch`` (0: all in one batch on a GPU, one by one on a CPU), each through the backbone at once."""
+        ``max_batch`` (0: all in one batch on a GPU, one by one on a CPU), each through the backbone at once;
+        the batches run on the round's threads (``camera_threads``) when there are several."""
         if not stepping:
             return []
         started = time.perf_counter()
         size = self._live["max_batch"] or (len(stepping) if self._device.startswith("cuda") else 1)
-        results = []
-        for start in range(0, len(stepping), size):
-            results += self._step_batch(stepping[start : start + size])
+        batches = [stepping[start : start + size] for start in range(0, len(stepping), size)]
+        pool = self._round_pool
+        if pool is not None and len(batches) > 1:
+            parts = list(pool.map(self._step_batch, batches))
+        else:
+            parts = [self._step_batch(batch) for batch in batches]
+        results = [result for part in parts for result in part]
         self._batch_ms.add((time.perf_counter() - started) * 1000.0)
         self._batch_size.add(len(stepping))
         return results

@@ -145,6 +145,15 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         int_range=(0, 64),
     ),
     ParamSpec(
+        "camera_threads",
+        0,
+        "With several cameras on a CPU: the batches of one round run on up to this many threads at once "
+        "(PyTorch and ONNX Runtime release the GIL), so N cameras use the cores N processes would. "
+        "0: as many as the cores allow (cores / torch_threads, at most one per camera); a GPU runs one.",
+        read_only=True,
+        int_range=(0, 64),
+    ),
+    ParamSpec(
         "autostart",
         True,
         "Configure and activate the (lifecycle) node when it starts; false: it waits unconfigured for "

@@ -346,16 +346,17 @@ def train_prompt_head(
     davis_fraction: float = 0.25,
     init: str | Path | None = None,
     stop_at: int | None = None,
+    width: int = 48,
     log=print,
 ) -> PromptHead:
     """Train a head (fresh, or from the weights ``init``) for ``steps`` steps of ``batch_size`` images;
     checkpoints and log go to ``out``. ``stop_at`` ends the run after that many steps (the learning-rate
-    schedule still spans ``steps``)."""
+    schedule still spans ``steps``). ``width`` sets a fresh head's channels (its skip path gets half)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    head = PromptHead() if init is None else load_prompt_head(init).train()
+    head = PromptHead(width, width // 2) if init is None else load_prompt_head(init).train()
     backbone = build_network(BACKBONE_CONFIG, device="cpu").backbone
     optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.LambdaLR(
