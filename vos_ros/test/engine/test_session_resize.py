@@ -57,3 +57,22 @@ def test_a_4k_frame_mid_stream(matching_network):
     assert result.label_map.shape == (2160, 3840) and [o.id for o in result.objects] == [1, 2]
     for k in (1, 2):
         assert iou(result.label_map == k, truth == k) >= 0.5, k
+
+
+@pytest.mark.parametrize("slots, size", [(1, (480, 854)), (6, (480, 854)), (6, (97, 131)), (65, (50, 70))])
+def test_upsampled_labels_match_pytorch_bilinear(slots, size):
+    """The label map's upsampling (OpenCV on the CPU) agrees with PyTorch's bilinear, half-pixel centres."""
+    import torch
+    import torch.nn.functional as F
+
+    from vos_ros.engine.session import _upsampled_max
+
+    generator = torch.Generator().manual_seed(slots)
+    probs = torch.rand(slots, 30, 53, generator=generator) ** 4
+    probs = probs / probs.sum(0, keepdim=True)
+    confidence, labels = _upsampled_max(probs, size)
+    full = F.interpolate(probs[None], size=size, mode="bilinear", align_corners=False)[0]
+    expected_confidence, expected = full.max(0)
+    assert labels.shape == size and labels.dtype == np.int32 and confidence.dtype == np.float32
+    assert (labels == expected.numpy()).mean() >= 0.9999
+    np.testing.assert_allclose(confidence, expected_confidence.numpy(), atol=1e-5)
