@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 
 from vos_ros.engine import InvalidImageError, InvalidMaskError, InvalidPromptError, TooManyObjectsError
-from vos_ros.engine.session import Session
+from vos_ros.engine.prompts import prompt_label_map, refine_with_colour, shared_prompt_model
+from vos_ros.engine.session import Session, to_network_input
 from vos_ros.model import build_network
+from vos_ros.model.prompt import Prompt
 from vos_ros.synthetic import make_clip
 
 SIZE = (240, 320)
@@ -65,6 +67,56 @@ def test_a_box_recovers_the_object(full_network, seed):
     assert result.ids == [1]
     assert result.label_map.shape == SIZE and result.label_map.dtype == np.uint16
     assert _iou(result.label_map == 1, truth == 1) >= 0.8
+
+
+def _coarse_guess(mask, cell=32, shift=10):
+    """A poor head-like first guess: the mask averaged over cells of ``cell`` pixels, blurred, moved by
+    ``shift`` pixels right, squashed to 0.2-0.8."""
+    mask = np.roll(mask, shift, axis=1)
+    height, width = mask.shape
+    small = cv2.resize(mask.astype(np.float32), (width // cell, height // cell), interpolation=cv2.INTER_AREA)
+    up = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+    return 0.2 + 0.6 * cv2.GaussianBlur(up, (0, 0), cell / 2)
+
+
+def test_colour_refinement_sharpens_a_coarse_mask():
+    image, truth = _scene(3, [("ellipse", 160, 120, 60, 45)])
+    guess = _coarse_guess(truth == 1)
+    refined = refine_with_colour(image, guess, Prompt(_box(truth == 1)), iterations=5)
+    assert refined.shape == SIZE and refined.dtype == bool
+    assert _iou(guess > 0.5, truth == 1) < 0.8
+    assert _iou(refined, truth == 1) >= 0.95
+    assert not refined[:, :90].any() and not refined[:, 230:].any()  # nothing outside the box
+
+
+def test_colour_refinement_obeys_clicks():
+    image, truth = _scene(7, [("ellipse", 115, 120, 50, 55), ("rectangle", 210, 120, 45, 50)])
+    union = _box(truth > 0)
+    guess = _coarse_guess(truth > 0, cell=8, shift=0)  # the head's guess covers both objects
+    both = refine_with_colour(image, guess, Prompt(union), iterations=5)
+    # after a negative click on B the head answers weakly: B just under one half
+    weak = np.where(_coarse_guess(truth == 2, cell=8, shift=0) > 0.5, 0.45, guess)
+    only_a = refine_with_colour(image, weak, Prompt(union, ((115.0, 120.0, True), (210.0, 120.0, False))), 5)
+    assert (both & (truth == 2)).sum() > 0.8 * (truth == 2).sum()
+    assert (only_a & (truth == 2)).sum() < 0.1 * (truth == 2).sum()
+    assert _iou(only_a, truth == 1) >= 0.9
+
+
+@pytest.mark.parametrize("iterations", [0, 5])
+def test_refinement_is_a_setting_of_the_prompt_model(full_network, iterations):
+    """refine_iterations 0 gives the head's own masks; 5 refines them by colour (a different mask here)."""
+    image, truth = _scene(0, [("ellipse", 150, 120, 60, 45)])
+    model = shared_prompt_model(full_network)
+    kept = model.refine_iterations
+    try:
+        model.refine_iterations = iterations
+        label_map = Session(full_network).add_objects(image, [_box(truth == 1)]).label_map
+        rgb = to_network_input(image, model.short_side, full_network.device)
+        head_only = prompt_label_map(model, rgb, [Prompt(_box(truth == 1))], SIZE, [1])
+    finally:
+        model.refine_iterations = kept
+    assert (label_map == head_only).all() == (iterations == 0)
+    assert _iou(label_map == 1, truth == 1) >= 0.8
 
 
 def test_two_boxes_over_touching_objects_give_two_disjoint_masks(full_network):

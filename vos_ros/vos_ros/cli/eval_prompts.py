@@ -11,7 +11,7 @@ from vos_ros.engine.errors import VosError
 from vos_ros.eval.davis import DavisDataset, DavisError
 from vos_ros.eval.prompts import GROW, JITTER, evaluate_prompts, format_prompt_table
 from vos_ros.model import build_network
-from vos_ros.model.prompt import PROMPT_WEIGHTS, build_prompt_model
+from vos_ros.model.prompt import PROMPT_WEIGHTS, REFINE_ITERATIONS, build_prompt_model
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed of the box jitter (default 0)")
     parser.add_argument("--no-grabcut", action="store_true", help="skip the GrabCut baseline (slow: ~2 s per box)")
     parser.add_argument("--weights", help="prompt head weights (default: the ones shipped with the package)")
+    parser.add_argument(
+        "--refine-iterations",
+        type=int,
+        default=REFINE_ITERATIONS,
+        help=f"GrabCut iterations of the colour refinement of each mask (default {REFINE_ITERATIONS}; "
+        "0: the head's masks as they are)",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     parser.add_argument("--json", help="write the report (fractions in [0, 1]) here")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -39,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.refine_iterations < 0:
+        print("vos-ros-eval-prompts: error: --refine-iterations must be >= 0", file=sys.stderr)
+        return 2
     if args.every < 1:
         print("vos-ros-eval-prompts: error: --every must be >= 1", file=sys.stderr)
         return 2
@@ -53,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in sequences:
             dataset.sequence(name)
         network = build_network("full", device=args.device)
+        model = build_prompt_model(network, args.weights)
+        model.refine_iterations = args.refine_iterations
         report = evaluate_prompts(
             network,
             dataset.root,
@@ -61,12 +73,18 @@ def main(argv: list[str] | None = None) -> int:
             grabcut=not args.no_grabcut,
             seed=args.seed,
             progress=not args.no_progress,
-            model=build_prompt_model(network, args.weights) if args.weights else None,
+            model=model,
         )
     except (DavisError, VosError, ValueError, OSError) as error:
         print(f"vos-ros-eval-prompts: error: {error}", file=sys.stderr)
         return 2
-    report = {"davis": str(dataset.root), "split": split, "weights": args.weights or str(PROMPT_WEIGHTS), **report}
+    report = {
+        "davis": str(dataset.root),
+        "split": split,
+        "weights": args.weights or str(PROMPT_WEIGHTS),
+        "refine_iterations": args.refine_iterations,
+        **report,
+    }
     if args.json:
         path = Path(args.json)
         path.parent.mkdir(parents=True, exist_ok=True)

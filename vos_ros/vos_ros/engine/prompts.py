@@ -6,6 +6,7 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -98,19 +99,83 @@ def _scaled(prompt: Prompt, sx: float, sy: float) -> Prompt:
     return Prompt((x0 * sx, y0 * sy, x1 * sx, y1 * sy), tuple((x * sx, y * sy, p) for x, y, p in prompt.clicks))
 
 
+# Colour refinement (GrabCut started from the head's masks): each object's crop (its box grown by
+# REFINE_MARGIN of its size) is segmented at most REFINE_SIDE pixels on its long side; the head's
+# probability above REFINE_SURE (below 1 - REFINE_SURE) fixes a pixel to the object (background),
+# the rest is only a first guess; outside the box is background; a click fixes a disc of CLICK_RADIUS.
+REFINE_MARGIN = 0.1
+REFINE_SIDE = 240
+REFINE_SURE = 0.99
+CLICK_RADIUS = 4
+
+
+def refine_with_colour(image: np.ndarray, probs: np.ndarray, prompt: Prompt, iterations: int) -> np.ndarray:
+    """One object's mask (bool, image size) refined by colour: OpenCV GrabCut with ``iterations``,
+    started from the head's probabilities ``probs`` [H, W] of that object inside its box."""
+    height, width = probs.shape
+    x0, y0, x1, y1 = prompt.box
+    margin_x, margin_y = REFINE_MARGIN * (x1 - x0), REFINE_MARGIN * (y1 - y0)
+    cx0, cy0 = int(max(0.0, x0 - margin_x)), int(max(0.0, y0 - margin_y))
+    cx1, cy1 = int(min(width, np.ceil(x1 + margin_x))), int(min(height, np.ceil(y1 + margin_y)))
+    crop_h, crop_w = cy1 - cy0, cx1 - cx0
+    scale = min(1.0, REFINE_SIDE / max(crop_h, crop_w))
+    small = (max(8, round(crop_w * scale)), max(8, round(crop_h * scale)))
+    sx, sy = small[0] / crop_w, small[1] / crop_h
+    p = cv2.resize(np.ascontiguousarray(probs[cy0:cy1, cx0:cx1]), small, interpolation=cv2.INTER_LINEAR)
+    init = np.where(p > 0.5, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+    init[p > REFINE_SURE] = cv2.GC_FGD
+    init[p < 1.0 - REFINE_SURE] = cv2.GC_BGD
+    inside = np.zeros(init.shape, bool)
+    inside[
+        int((y0 - cy0) * sy) : int(np.ceil((y1 - cy0) * sy)), int((x0 - cx0) * sx) : int(np.ceil((x1 - cx0) * sx))
+    ] = True
+    init[~inside] = cv2.GC_BGD
+    for x, y, positive in prompt.clicks:
+        centre = (int((x - cx0) * sx), int((y - cy0) * sy))
+        cv2.circle(init, centre, CLICK_RADIUS, int(cv2.GC_FGD if positive else cv2.GC_BGD), -1)
+    guess = (init == cv2.GC_FGD) | (init == cv2.GC_PR_FGD)
+    if guess.any() and not guess.all():
+        crop = cv2.resize(image[cy0:cy1, cx0:cx1], small, interpolation=cv2.INTER_AREA)
+        models = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        try:
+            cv2.grabCut(cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), init, None, *models, iterations, cv2.GC_INIT_WITH_MASK)
+        except cv2.error:  # a degenerate colour model: keep the head's mask
+            pass
+    refined = ((init == cv2.GC_FGD) | (init == cv2.GC_PR_FGD)).astype(np.float32)
+    mask = np.zeros((height, width), bool)
+    mask[cy0:cy1, cx0:cx1] = cv2.resize(refined, (crop_w, crop_h), interpolation=cv2.INTER_LINEAR) > 0.5
+    return mask
+
+
 def prompt_label_map(
-    model: PromptModel, rgb: torch.Tensor, prompts: Sequence[Prompt], size: tuple[int, int], ids: Sequence[int]
+    model: PromptModel,
+    rgb: torch.Tensor,
+    prompts: Sequence[Prompt],
+    size: tuple[int, int],
+    ids: Sequence[int],
+    image: np.ndarray | None = None,
 ) -> np.ndarray:
     """Label map (uint16, ``size``) with ``ids[k]`` where object k wins the softmax, 0 elsewhere.
 
-    ``rgb`` is the frame at the model's scale. An object that wins no pixel gets the pixels of
-    its box where its own probability is highest (so every prompt yields an object).
+    ``rgb`` is the frame at the model's scale. With ``image`` (the frame, RGB uint8 of ``size``) and
+    ``model.refine_iterations`` > 0 each object's mask is refined by colour (:func:`refine_with_colour`),
+    and a pixel two refined masks claim goes to the object the head gave it to. An object that wins
+    no pixel gets the pixels of its box where its own probability is highest (so every prompt yields
+    an object).
     """
     height, width = size
     sx, sy = rgb.shape[-1] / width, rgb.shape[-2] / height
     probs = model.predict(rgb, [_scaled(p, sx, sy) for p in prompts])
     full = F.interpolate(probs[None].float(), size=size, mode="bilinear", align_corners=False)[0]
-    winner = full.argmax(0).cpu().numpy()
+    if image is not None and model.refine_iterations > 0:
+        objects = full[1:].cpu().numpy()
+        claims = np.stack(
+            [refine_with_colour(image, objects[k], p, model.refine_iterations) for k, p in enumerate(prompts)]
+        )
+        claimed = np.where(claims, objects, -1.0)
+        winner = np.where(claims.any(0), claimed.argmax(0) + 1, 0)
+    else:
+        winner = full.argmax(0).cpu().numpy()
     lut = np.array([0, *ids], dtype=np.uint16)
     label_map = lut[winner]
     for k, prompt in enumerate(prompts):

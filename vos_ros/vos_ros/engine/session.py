@@ -277,9 +277,8 @@ class Session:
             raise TooManyObjectsError(f"object ids must be in 1..{MAX_OBJECT_ID}, the new ones would reach {ids[-1]}")
         model = shared_prompt_model(self.network)
         with self._inference():
-            label_map = prompt_label_map(
-                model, to_network_input(image, model.short_side, self.network.device), prompts, size, ids
-            )
+            rgb = to_network_input(image, model.short_side, self.network.device)
+            label_map = prompt_label_map(model, rgb, prompts, size, ids, image=image)
         self.set_mask(image, label_map, labels=dict(zip(ids, names)) if names else None, append=keep)
         return PromptResult(ids=ids, label_map=label_map)
 
@@ -298,7 +297,7 @@ class Session:
         model = shared_prompt_model(self.network)
         with self._inference():
             rgb = to_network_input(image, model.short_side, self.network.device)
-            label_map = prompt_label_map(model, rgb, prompts, image.shape[:2], ids)
+            label_map = prompt_label_map(model, rgb, prompts, image.shape[:2], ids, image=image)
         self.set_mask(image, label_map, labels={i: self.objects.label(i) for i in ids}, append=True)
         return PromptResult(ids=ids, label_map=label_map)
 

@@ -105,7 +105,9 @@ def evaluate_prompts(
                 for kind, kind_boxes in boxes.items():
                     started = time.perf_counter()
                     rgb = to_network_input(image, model.short_side, network.device)
-                    predicted = prompt_label_map(model, rgb, [Prompt(b) for b in kind_boxes], truth.shape, ids)
+                    predicted = prompt_label_map(
+                        model, rgb, [Prompt(b) for b in kind_boxes], truth.shape, ids, image=image
+                    )
                     prompt_ms.append((time.perf_counter() - started) * 1000.0)
                     for object_id, box in zip(ids, kind_boxes):
                         ious[kind].append(db_eval_iou(truth == object_id, predicted == object_id))

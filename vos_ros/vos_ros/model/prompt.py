@@ -28,6 +28,8 @@ COORD_CLAMP = 3.0
 BACKBONE_CONFIG = "full"
 # The head runs on backbone features of the frame resized to this short side (its own backbone pass).
 PROMPT_SHORT_SIDE = 320
+# GrabCut iterations of the colour refinement of each mask (vos_ros.engine.prompts; 0: none).
+REFINE_ITERATIONS = 5
 PROMPT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "prompt.pt"
 
 
@@ -164,10 +166,17 @@ def backbone_fingerprint(backbone: nn.Module) -> float:
 class PromptModel:
     """The frozen ``full`` backbone with the prompt head: an image and prompts -> object probabilities."""
 
-    def __init__(self, head: PromptHead, backbone: nn.Module, short_side: int = PROMPT_SHORT_SIDE):
+    def __init__(
+        self,
+        head: PromptHead,
+        backbone: nn.Module,
+        short_side: int = PROMPT_SHORT_SIDE,
+        refine_iterations: int = REFINE_ITERATIONS,
+    ):
         self.head = head
         self.backbone = backbone
         self.short_side = short_side
+        self.refine_iterations = refine_iterations  # colour refinement of the masks (0: the head's masks)
 
     @torch.inference_mode()
     def predict(self, rgb: torch.Tensor, prompts: Sequence[Prompt]) -> torch.Tensor:
