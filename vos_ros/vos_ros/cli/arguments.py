@@ -31,6 +31,28 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def refine_iterations(text: str) -> int:
+    """A GrabCut iteration count: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return value
+
+
+def add_refine_argument(parser: argparse.ArgumentParser, default: int) -> None:
+    """``--refine-iterations``: colour refinement of the prompt head's masks (0: the head's masks)."""
+    parser.add_argument(
+        "--refine-iterations",
+        type=refine_iterations,
+        default=default,
+        help=f"GrabCut iterations of the colour refinement of each prompt mask (default {default}; "
+        "0: the prompt head's masks as they are)",
+    )
+
+
 def box_prompt(text: str) -> tuple[tuple[float, float, float, float], str]:
     """'x0,y0,x1,y1[:label]' (pixels) -> ((x0, y0, x1, y1), label)."""
     coords, _, label = text.partition(":")

@@ -7,9 +7,10 @@ import json
 import sys
 from pathlib import Path
 
-from vos_ros.cli.arguments import add_backend_arguments
+from vos_ros.cli.arguments import add_backend_arguments, add_refine_argument
 from vos_ros.engine.errors import VosError
 from vos_ros.engine.fragments import FragmentFilter
+from vos_ros.engine.prompts import shared_prompt_model
 from vos_ros.engine.session import Session
 from vos_ros.eval.davis import DavisDataset, DavisError
 from vos_ros.eval.runner import evaluate, format_table
@@ -17,6 +18,7 @@ from vos_ros.model import DEFAULT_CONFIG, build_network
 from vos_ros.model.backends import make_backend
 from vos_ros.model.configs import MIN_SHORT_SIDE
 from vos_ros.model.factory import shipped_weights
+from vos_ros.model.prompt import REFINE_ITERATIONS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="start each sequence from its first annotation (mask, default) or from the prompt head's masks of "
         "the first frame's true boxes grown 5%% on each side (box)",
     )
+    add_refine_argument(parser, REFINE_ITERATIONS)
     parser.add_argument("--json", help="write the report (fractions in [0, 1], per sequence and object) here")
     parser.add_argument("--save-masks", help="write predicted indexed PNG masks to DIR/<sequence>/")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -83,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
             dataset.sequence(name)
         network = make_backend(build_network(args.config, args.weights, args.device), args.backend, args.graph_dir)
         short_side = args.short_side or network.config.short_side
+        if args.init == "box":
+            shared_prompt_model(network).refine_iterations = args.refine_iterations
         fragment_filter = None if args.keep_fragments else FragmentFilter()
         report = evaluate(
             network,
@@ -103,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         "config": network.config.name,
         "short_side": short_side,
         "init": args.init,
+        "refine_iterations": args.refine_iterations if args.init == "box" else None,
         "drop_fragments": fragment_filter is not None,
         "weights": str(weights) if weights else None,
         "backend": args.backend,

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from vos_ros.cli.arguments import add_refine_argument
 from vos_ros.engine.errors import VosError
 from vos_ros.eval.davis import DavisDataset, DavisError
 from vos_ros.eval.prompts import GROW, JITTER, evaluate_prompts, format_prompt_table
@@ -31,13 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed of the box jitter (default 0)")
     parser.add_argument("--no-grabcut", action="store_true", help="skip the GrabCut baseline (slow: ~2 s per box)")
     parser.add_argument("--weights", help="prompt head weights (default: the ones shipped with the package)")
-    parser.add_argument(
-        "--refine-iterations",
-        type=int,
-        default=REFINE_ITERATIONS,
-        help=f"GrabCut iterations of the colour refinement of each mask (default {REFINE_ITERATIONS}; "
-        "0: the head's masks as they are)",
-    )
+    add_refine_argument(parser, REFINE_ITERATIONS)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     parser.add_argument("--json", help="write the report (fractions in [0, 1]) here")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -46,9 +41,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.refine_iterations < 0:
-        print("vos-ros-eval-prompts: error: --refine-iterations must be >= 0", file=sys.stderr)
-        return 2
     if args.every < 1:
         print("vos-ros-eval-prompts: error: --every must be >= 1", file=sys.stderr)
         return 2
