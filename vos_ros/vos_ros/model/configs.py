@@ -46,7 +46,14 @@ CONFIGS = {
     "matching": NetworkConfig(name="matching", learned=False, short_side=384),
     "full": NetworkConfig(name="full", learned=True, short_side=512, train_short_side=384, anchor_pixels=4096),
     "fast": NetworkConfig(
-        name="fast", learned=True, short_side=240, key_dim=32, instance_dim=32, hidden=32, local_radius=3
+        name="fast",
+        learned=True,
+        short_side=240,
+        key_dim=32,
+        instance_dim=32,
+        hidden=32,
+        local_radius=3,
+        anchor_pixels=768,
     ),
 }
 
