@@ -121,3 +121,19 @@ def test_two_stages_store_the_recipe_and_stage_2_starts_from_stage_1(davis, stat
     capsys.readouterr()
     assert main([*args2, "--out", str(tmp_path / "wrong"), "--config", "full", *TINY]) == 2
     assert "are for config 'fast', not 'full'" in capsys.readouterr().err
+
+
+def test_a_recipe_is_its_training_settings_plus_how_clips_are_drawn():
+    from dataclasses import fields, replace
+
+    from vos_ros.train.loop import TrainSettings
+    from vos_ros.train.recipes import RECIPES
+
+    recipe = replace(RECIPES["fast"], lr=5e-4, tune_backbone_blocks=3, keep_checkpoints=4)
+    settings = recipe.settings()
+    assert type(settings) is TrainSettings
+    assert {f.name: getattr(settings, f.name) for f in fields(TrainSettings)} == {
+        f.name: getattr(recipe, f.name) for f in fields(TrainSettings)
+    }
+    assert (settings.lr, settings.tune_backbone_blocks, settings.keep_checkpoints) == (5e-4, 3, 4)
+    assert recipe.clip_spec().crop == (224, 384)

@@ -103,7 +103,7 @@ def test_backbone_stays_frozen(tmp_path):
 
 
 def test_tuned_backbone_blocks_learn_at_a_tenth_of_the_rate_and_the_rest_stays_frozen(tmp_path):
-    settings = TrainSettings(config="fast", steps=2, warmup=1, tuned_backbone_blocks=2)
+    settings = TrainSettings(config="fast", steps=2, warmup=1, tune_backbone_blocks=2)
     trainer = Trainer(_videos(), tmp_path, settings, SPEC, progress=False)
     before = {k: v.clone() for k, v in trainer.network.backbone.state_dict().items()}
     trainer.run()
@@ -119,7 +119,7 @@ def test_tuned_backbone_blocks_learn_at_a_tenth_of_the_rate_and_the_rest_stays_f
     assert backbone["lr"] == pytest.approx(0.1 * heads["lr"])
     with pytest.raises(ValueError, match="tuned backbone blocks"):
         Trainer(
-            _videos(), tmp_path, TrainSettings(config="fast", steps=1, tuned_backbone_blocks=99), SPEC, progress=False
+            _videos(), tmp_path, TrainSettings(config="fast", steps=1, tune_backbone_blocks=99), SPEC, progress=False
         )
 
 

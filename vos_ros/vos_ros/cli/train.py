@@ -60,6 +60,7 @@ _FIELD_HELP = {
     "static only; 0: DAVIS only)",
     "seed": "seed of initialisation and clip sampling",
     "checkpoint_every": "steps between checkpoints",
+    "keep_checkpoints": "training checkpoints kept (the newest; weights.pt is always written)",
 }
 
 

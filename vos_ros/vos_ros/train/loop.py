@@ -34,7 +34,8 @@ CHECKPOINT_PATTERN = "checkpoint-{step:06d}.pt"
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """Optimisation settings (stored in every checkpoint)."""
+    """Optimisation settings (stored in every checkpoint). A named recipe (``vos_ros.train.recipes.Recipe``)
+    is these fields with the shipped defaults, plus how clips are drawn."""
 
     config: str
     steps: int
@@ -47,7 +48,7 @@ class TrainSettings:
     seed: int = 0
     checkpoint_every: int = 250
     keep_checkpoints: int = 2
-    tuned_backbone_blocks: int = 0
+    tune_backbone_blocks: int = 0
     backbone_lr_scale: float = 0.1
     hard_pixel_fraction: float = 1.0
     jaccard_weight: float = 0.0
@@ -112,7 +113,7 @@ class Trainer:
         torch.manual_seed(settings.seed)
         self.network = VosNetwork(config).to(self.context.device)
         self.objective = ClipObjective(
-            self.network, settings.tuned_backbone_blocks, settings.hard_pixel_fraction, settings.jaccard_weight
+            self.network, settings.tune_backbone_blocks, settings.hard_pixel_fraction, settings.jaccard_weight
         )
         self.optimizer = torch.optim.AdamW(
             parameter_groups(self.network, settings.backbone_lr_scale),

@@ -23,18 +23,12 @@ from vos_ros.train.loop import TrainSettings
 
 
 @dataclass(frozen=True)
-class Recipe:
-    """One training run's settings (the data paths and the device are not part of it)."""
+class Recipe(TrainSettings):
+    """One training run's settings (the data paths and the device are not part of it): the
+    optimisation settings (``TrainSettings``, here with the shipped defaults) and how clips are drawn."""
 
     config: str = "full"
     steps: int = 1500
-    batch_size: int = 1
-    lr: float = 1e-3
-    min_lr_fraction: float = 0.05
-    warmup: int = 50
-    weight_decay: float = 0.0
-    clip_grad_norm: float = 1.0
-    backbone_lr_scale: float = 0.1
     tune_backbone_blocks: int = 6
     hard_pixel_fraction: float = 0.2
     jaccard_weight: float = 1.0
@@ -42,36 +36,18 @@ class Recipe:
     clip_length: int = 8
     distractor_probability: float = 0.25
     static_fraction: float = 0.0
-    seed: int = 0
-    checkpoint_every: int = 250
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.config not in LEARNED_CONFIGS:
             raise ValueError(f"recipe config must be one of {', '.join(LEARNED_CONFIGS)}, got {self.config!r}")
         if not 0.0 <= self.static_fraction <= 1.0:
             raise ValueError(f"static_fraction must be in [0, 1], got {self.static_fraction}")
-        # Build the derived settings once so that a bad value fails here, with the field's own message.
-        self.settings()
-        self.clip_spec()
+        self.clip_spec()  # a bad clip setting fails here, with the field's own message
 
     def settings(self) -> TrainSettings:
-        """The optimisation settings of this recipe."""
-        return TrainSettings(
-            config=self.config,
-            steps=self.steps,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            min_lr_fraction=self.min_lr_fraction,
-            warmup=self.warmup,
-            weight_decay=self.weight_decay,
-            clip_grad_norm=self.clip_grad_norm,
-            seed=self.seed,
-            checkpoint_every=self.checkpoint_every,
-            tuned_backbone_blocks=self.tune_backbone_blocks,
-            backbone_lr_scale=self.backbone_lr_scale,
-            hard_pixel_fraction=self.hard_pixel_fraction,
-            jaccard_weight=self.jaccard_weight,
-        )
+        """The optimisation settings of this recipe (what a checkpoint stores as ``settings``)."""
+        return TrainSettings(**{f.name: getattr(self, f.name) for f in fields(TrainSettings)})
 
     def clip_spec(self) -> ClipSpec:
         """How clips are drawn, at the config's training scale."""
