@@ -107,6 +107,7 @@ REFINE_MARGIN = 0.1
 REFINE_SIDE = 240
 REFINE_SURE = 0.99
 CLICK_RADIUS = 4
+REFINE_SEED = 0  # the same prompt gives the same mask, whatever ran before
 
 
 def refine_with_colour(image: np.ndarray, probs: np.ndarray, prompt: Prompt, iterations: int) -> np.ndarray:
@@ -137,6 +138,7 @@ def refine_with_colour(image: np.ndarray, probs: np.ndarray, prompt: Prompt, ite
     if guess.any() and not guess.all():
         crop = cv2.resize(image[cy0:cy1, cx0:cx1], small, interpolation=cv2.INTER_AREA)
         models = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        cv2.setRNGSeed(REFINE_SEED)  # GrabCut's k-means draws from OpenCV's (per-thread) generator
         try:
             cv2.grabCut(cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), init, None, *models, iterations, cv2.GC_INIT_WITH_MASK)
         except cv2.error:  # a degenerate colour model: keep the head's mask

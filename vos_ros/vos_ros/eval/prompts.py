@@ -55,6 +55,7 @@ def grabcut_mask(image: np.ndarray, box: tuple[float, float, float, float]) -> n
     rect = (x0, y0, max(1, x1 - x0), max(1, y1 - y0))
     mask = np.zeros(image.shape[:2], np.uint8)
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(0)  # GrabCut's k-means draws from OpenCV's generator: the same box, the same mask
     try:
         cv2.grabCut(
             cv2.cvtColor(image, cv2.COLOR_RGB2BGR), mask, rect, bgd, fgd, GRABCUT_ITERATIONS, cv2.GC_INIT_WITH_RECT
