@@ -9,13 +9,13 @@ if [ ! -x .venv-np1/bin/python ]; then
   "$python" -m venv .venv-np1
 fi
 # requirements/core.txt and lock.txt without their numpy and opencv pins, which numpy1.txt replaces,
-# and without the ONNX packages (the pinned onnx needs numpy 2; the onnxruntime backend and its tests
-# are not part of the numpy-1 run).
+# and without the ONNX packages and openvino (the pinned onnx needs numpy 2; the onnxruntime and
+# openvino backends and their tests are not part of the numpy-1 run).
 constraints=$(mktemp)
 core=$(mktemp)
 trap 'rm -f "$constraints" "$core"' EXIT
 grep -v -E '^(numpy|opencv-python-headless)==' requirements/lock.txt > "$constraints"
-grep -v -E '^(numpy|opencv-python-headless|onnx|onnxruntime|onnxscript)==' requirements/core.txt > "$core"
+grep -v -E '^(numpy|opencv-python-headless|onnx|onnxruntime|onnxscript|openvino)==' requirements/core.txt > "$core"
 {
   .venv-np1/bin/python -m pip install --quiet --disable-pip-version-check \
     -c "$constraints" -r requirements/numpy1.txt \

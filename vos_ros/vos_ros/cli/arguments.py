@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from vos_ros.model.backends import BACKENDS
+
 MIN_SIDE = 16
 
 
@@ -22,9 +24,10 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     """``--backend`` (torch or onnxruntime) and ``--graph-dir`` (where onnxruntime keeps its graphs)."""
     parser.add_argument(
         "--backend",
-        choices=("torch", "onnxruntime"),
+        choices=BACKENDS,
         default="torch",
-        help="inference backend (default torch); onnxruntime runs graphs exported from the weights, on the CPU",
+        help="inference backend (default torch); onnxruntime and openvino run graphs exported from the weights, "
+        "on the CPU",
     )
     parser.add_argument(
         "--graph-dir", help="onnxruntime: keep the exported graphs in this folder and reuse them (default: in memory)"

@@ -181,7 +181,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "backend",
         "torch",
-        "Inference backend: torch, or onnxruntime (graphs exported from the weights at start-up; CPU only).",
+        "Inference backend: torch, onnxruntime or openvino (the last two run graphs exported from the weights "
+        "at start-up; CPU only).",
         read_only=True,
         check=_one_of("backend", BACKENDS),
     ),
