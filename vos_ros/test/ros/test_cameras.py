@@ -180,6 +180,32 @@ def _wait_for(condition) -> bool:
     return condition()
 
 
+def _start_two_cameras(node, frames: int) -> dict:
+    """Front (2 objects) and rear (3 objects) clips, each camera's first frame and mask given; waits until
+    both first frames are processed."""
+    clips = {"front": make_clip(2, frames, SIZE, seed=1), "rear": make_clip(3, frames, SIZE, seed=2)}
+    for index, (camera, clip) in enumerate(clips.items()):
+        header = make_header(1_000_000_000 + index)
+        node.receive_image(rgb_to_image(clip.frames[0], header), camera=camera)
+        request = SetInitialMask.Request(mask=labels_to_image(clip.labels[0], header))
+        assert node.receive_initial_mask(request, camera).success
+    front, rear = node.camera("front"), node.camera("rear")
+    assert _wait_for(lambda: front.count("frames_processed") >= 1 and rear.count("frames_processed") >= 1)
+    return clips
+
+
+def _one_round_of_both(node, clips) -> None:
+    """Front frames 1 and 2 and rear frame 1, arranged so that front 2 and rear 1 wait for the same round
+    (the worker takes front 1 alone and waits on the cameras' locks while the other two arrive)."""
+    front, rear = node.camera("front"), node.camera("rear")
+    with front.lock, rear.lock:
+        node.receive_image(rgb_to_image(clips["front"].frames[1], make_header(2_000_000_000)), "front")
+        assert _wait_for(lambda: front.slot._frame is None), "the worker took the front frame and waits"
+        node.receive_image(rgb_to_image(clips["front"].frames[2], make_header(3_000_000_000)), "front")
+        node.receive_image(rgb_to_image(clips["rear"].frames[1], make_header(3_000_000_001)), "rear")
+    assert _wait_for(lambda: front.count("frames_processed") >= 3 and rear.count("frames_processed") >= 2)
+
+
 @pytest.mark.parametrize("max_batch, batches_expected", [(2, [2]), (64, [2]), (1, []), (0, [])])  # 0: CPU -> 1
 def test_frames_waiting_on_two_cameras_go_through_one_batched_step(
     context, matching_network, monkeypatch, max_batch, batches_expected
@@ -194,20 +220,8 @@ def test_frames_waiting_on_two_cameras_go_through_one_batched_step(
     monkeypatch.setattr(vos_node, "step_sessions", recording)
     node = make_node(context, matching_network, cameras=["front", "rear"], short_side=96, max_batch=max_batch)
     try:
-        clips = {"front": make_clip(2, 4, SIZE, seed=1), "rear": make_clip(3, 4, SIZE, seed=2)}
-        for index, (camera, clip) in enumerate(clips.items()):
-            header = make_header(1_000_000_000 + index)
-            node.receive_image(rgb_to_image(clip.frames[0], header), camera=camera)
-            request = SetInitialMask.Request(mask=labels_to_image(clip.labels[0], header))
-            assert node.receive_initial_mask(request, camera).success
-        assert _wait_for(lambda: node.count("frames_processed") >= 2)
+        _one_round_of_both(node, _start_two_cameras(node, frames=4))
         front, rear = node.camera("front"), node.camera("rear")
-        with front.lock, rear.lock:  # the worker waits while frames of both cameras arrive
-            node.receive_image(rgb_to_image(clips["front"].frames[1], make_header(2_000_000_000)), "front")
-            assert _wait_for(lambda: front.slot._frame is None), "the worker took the front frame and waits"
-            node.receive_image(rgb_to_image(clips["front"].frames[2], make_header(3_000_000_000)), "front")
-            node.receive_image(rgb_to_image(clips["rear"].frames[1], make_header(3_000_000_001)), "rear")
-        assert _wait_for(lambda: front.count("frames_processed") >= 3 and rear.count("frames_processed") >= 2)
         # the front and rear frames waiting together went through one step_sessions call (max_batch 1, or 0 on a
         # CPU: one by one)
         assert batches == batches_expected
@@ -245,22 +259,10 @@ def test_a_rounds_frames_step_on_parallel_threads_on_a_cpu(
         context, matching_network, cameras=["front", "rear"], short_side=96, max_batch=1, camera_threads=camera_threads
     )
     try:
-        clips = {"front": make_clip(2, 3, SIZE, seed=1), "rear": make_clip(3, 3, SIZE, seed=2)}
-        for index, (camera, clip) in enumerate(clips.items()):
-            header = make_header(1_000_000_000 + index)
-            node.receive_image(rgb_to_image(clip.frames[0], header), camera=camera)
-            assert node.receive_initial_mask(
-                SetInitialMask.Request(mask=labels_to_image(clip.labels[0], header)), camera
-            ).success
-        front, rear = node.camera("front"), node.camera("rear")
-        assert _wait_for(lambda: front.count("frames_processed") >= 1 and rear.count("frames_processed") >= 1)
+        clips = _start_two_cameras(node, frames=3)
         meet.update({clips["front"].frames[2].tobytes(), clips["rear"].frames[1].tobytes()})
-        with front.lock, rear.lock:  # the worker waits while frames of both cameras arrive
-            node.receive_image(rgb_to_image(clips["front"].frames[1], make_header(2_000_000_000)), "front")
-            assert _wait_for(lambda: front.slot._frame is None), "the worker took the front frame and waits"
-            node.receive_image(rgb_to_image(clips["front"].frames[2], make_header(3_000_000_000)), "front")
-            node.receive_image(rgb_to_image(clips["rear"].frames[1], make_header(3_000_000_001)), "rear")
-        assert _wait_for(lambda: front.count("frames_processed") >= 3 and rear.count("frames_processed") >= 2)
+        _one_round_of_both(node, clips)
+        front, rear = node.camera("front"), node.camera("rear")
         assert len(threads) == 2
         if concurrent:
             assert met == [True, True] and len(set(threads)) == 2 and all(n.startswith("vos-round") for n in threads)
