@@ -1,0 +1,71 @@
+"""The node's ``backend`` parameter, in this process: the graph backends build from the parameters and
+segment the stream as torch does."""
+
+import time
+
+import numpy as np
+import pytest
+import rclpy
+import torch
+from rclpy.parameter import Parameter
+
+from vos_ros.model.backends import OnnxRuntimeNetwork, OpenVinoNetwork
+from vos_ros.ros.client import ANSWER_TIMEOUT_S
+from vos_ros.ros.convert import labels_to_image, rgb_to_image
+from vos_ros.ros.domains import free_domain_id
+from vos_ros.ros.node import VosNode
+from vos_ros.ros.stamps import make_header
+from vos_ros.synthetic import make_clip
+from vos_ros_interfaces.srv import SetInitialMask
+
+pytestmark = pytest.mark.ros  # creates ROS nodes
+
+SIZE = (96, 128)
+
+
+@pytest.fixture
+def context():
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=free_domain_id())
+    yield context
+    context.try_shutdown()
+
+
+def _wait_for(condition) -> None:
+    deadline = time.monotonic() + ANSWER_TIMEOUT_S
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def _labels_of_a_clip(context, backend: str) -> tuple[object, np.ndarray]:
+    overrides = [
+        Parameter(name, value=value)
+        for name, value in {"config": "fast", "backend": backend, "short_side": 96, "use_depth": False}.items()
+    ]
+    threads = torch.get_num_threads()
+    node = VosNode(context=context, parameter_overrides=overrides)
+    try:
+        clip = make_clip(2, 5, SIZE, seed=3)
+        header = make_header(1_000_000_000)
+        node.receive_image(rgb_to_image(clip.frames[0], header))
+        assert node.receive_initial_mask(SetInitialMask.Request(mask=labels_to_image(clip.labels[0], header))).success
+        maps = []
+        for t in range(1, 5):
+            node.receive_image(rgb_to_image(clip.frames[t], make_header((1 + t) * 1_000_000_000)))
+            _wait_for(lambda t=t: node.count("frames_processed") >= t + 1)
+            assert node.count("frames_processed") >= t + 1
+            maps.append(node.session._last_labels.copy())
+        return node.session.network, np.stack(maps)
+    finally:
+        node.destroy_node()
+        torch.set_num_threads(threads)  # the openvino backend leaves PyTorch one thread
+
+
+@pytest.mark.parametrize("backend, kind", [("onnxruntime", OnnxRuntimeNetwork), ("openvino", OpenVinoNetwork)])
+def test_a_graph_backend_segments_the_stream_as_torch_does(context, backend, kind):
+    pytest.importorskip(backend)
+    network, maps = _labels_of_a_clip(context, backend)
+    assert isinstance(network, kind)
+    _, expected = _labels_of_a_clip(context, "torch")
+    assert len(np.unique(expected)) == 3  # both objects are there
+    assert np.mean(maps == expected) >= 0.995
