@@ -3,18 +3,16 @@ per-camera services, frames of several cameras stepped as one batch, a camera wi
 waited for, and camera names checked on configure with a clear reason."""
 
 import threading
-import time
 
 import numpy as np
 import pytest
-import rclpy
 from rclpy.parameter import Parameter
+from waiting import wait_for
 
 from vos_ros.engine import session as engine_session
 from vos_ros.ros import node as vos_node
 from vos_ros.ros.client import ANSWER_TIMEOUT_S
 from vos_ros.ros.convert import labels_to_image, rgb_to_image
-from vos_ros.ros.domains import free_domain_id
 from vos_ros.ros.frames import Frame, FrameBoard
 from vos_ros.ros.node import VosNode
 from vos_ros.ros.parameters import SPECS, camera_names_problem
@@ -29,14 +27,6 @@ SIZE = (96, 128)
 
 def frame(stamp_ns: int) -> Frame:
     return Frame(header=make_header(stamp_ns), rgb=np.zeros((*SIZE, 3), np.uint8), stamp_ns=stamp_ns)
-
-
-@pytest.fixture
-def context():
-    context = rclpy.Context()
-    rclpy.init(context=context, domain_id=free_domain_id())
-    yield context
-    context.try_shutdown()
 
 
 def make_node(context, network=None, **params) -> VosNode:
@@ -173,13 +163,6 @@ def test_frame_board_takes_every_waiting_camera_and_never_waits_for_a_quiet_one(
     assert board.take_waiting() is None and board.slots[0].take() is None
 
 
-def _wait_for(condition) -> bool:
-    deadline = time.monotonic() + ANSWER_TIMEOUT_S
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return condition()
-
-
 def _start_two_cameras(node, frames: int) -> dict:
     """Front (2 objects) and rear (3 objects) clips, each camera's first frame and mask given; waits until
     both first frames are processed."""
@@ -190,7 +173,7 @@ def _start_two_cameras(node, frames: int) -> dict:
         request = SetInitialMask.Request(mask=labels_to_image(clip.labels[0], header))
         assert node.receive_initial_mask(request, camera).success
     front, rear = node.camera("front"), node.camera("rear")
-    assert _wait_for(lambda: front.count("frames_processed") >= 1 and rear.count("frames_processed") >= 1)
+    assert wait_for(lambda: front.count("frames_processed") >= 1 and rear.count("frames_processed") >= 1)
     return clips
 
 
@@ -200,10 +183,10 @@ def _one_round_of_both(node, clips) -> None:
     front, rear = node.camera("front"), node.camera("rear")
     with front.lock, rear.lock:
         node.receive_image(rgb_to_image(clips["front"].frames[1], make_header(2_000_000_000)), "front")
-        assert _wait_for(lambda: front.slot._frame is None), "the worker took the front frame and waits"
+        assert wait_for(lambda: front.slot._frame is None), "the worker took the front frame and waits"
         node.receive_image(rgb_to_image(clips["front"].frames[2], make_header(3_000_000_000)), "front")
         node.receive_image(rgb_to_image(clips["rear"].frames[1], make_header(3_000_000_001)), "rear")
-    assert _wait_for(lambda: front.count("frames_processed") >= 3 and rear.count("frames_processed") >= 2)
+    assert wait_for(lambda: front.count("frames_processed") >= 3 and rear.count("frames_processed") >= 2)
 
 
 @pytest.mark.parametrize("max_batch, batches_expected", [(2, [2]), (64, [2]), (1, []), (0, [])])  # 0: CPU -> 1
@@ -284,7 +267,7 @@ def test_a_camera_without_frames_never_delays_the_other(context, matching_networ
         ).success
         for t in range(1, 6):  # the rear camera never sends a frame
             node.receive_image(rgb_to_image(clip.frames[t], make_header((1 + t) * 1_000_000_000)), camera="front")
-            assert _wait_for(lambda t=t: node.camera("front").count("frames_processed") >= t + 1)
+            assert wait_for(lambda t=t: node.camera("front").count("frames_processed") >= t + 1)
         assert node.camera("rear").count("frames_processed") == 0
         snapshot = node.snapshot()
         assert snapshot.quietest_camera == "rear"

@@ -1,18 +1,14 @@
 """The node's ``backend`` parameter, in this process: the graph backends build from the parameters and
 segment the stream as torch does."""
 
-import time
-
 import numpy as np
 import pytest
-import rclpy
 import torch
 from rclpy.parameter import Parameter
+from waiting import wait_for
 
 from vos_ros.model.backends import OnnxRuntimeNetwork, OpenVinoNetwork
-from vos_ros.ros.client import ANSWER_TIMEOUT_S
 from vos_ros.ros.convert import labels_to_image, rgb_to_image
-from vos_ros.ros.domains import free_domain_id
 from vos_ros.ros.node import VosNode
 from vos_ros.ros.stamps import make_header
 from vos_ros.synthetic import make_clip
@@ -21,20 +17,6 @@ from vos_ros_interfaces.srv import SetInitialMask
 pytestmark = pytest.mark.ros  # creates ROS nodes
 
 SIZE = (96, 128)
-
-
-@pytest.fixture
-def context():
-    context = rclpy.Context()
-    rclpy.init(context=context, domain_id=free_domain_id())
-    yield context
-    context.try_shutdown()
-
-
-def _wait_for(condition) -> None:
-    deadline = time.monotonic() + ANSWER_TIMEOUT_S
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.01)
 
 
 def _labels_of_a_clip(context, backend: str) -> tuple[object, np.ndarray]:
@@ -52,8 +34,7 @@ def _labels_of_a_clip(context, backend: str) -> tuple[object, np.ndarray]:
         maps = []
         for t in range(1, 5):
             node.receive_image(rgb_to_image(clip.frames[t], make_header((1 + t) * 1_000_000_000)))
-            _wait_for(lambda t=t: node.count("frames_processed") >= t + 1)
-            assert node.count("frames_processed") >= t + 1
+            assert wait_for(lambda t=t: node.count("frames_processed") >= t + 1)
             maps.append(node.session._last_labels.copy())
         return node.session.network, np.stack(maps)
     finally:

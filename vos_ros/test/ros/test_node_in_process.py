@@ -1,19 +1,17 @@
 """VosNode in this process: one network shared by several nodes; parameter calls answer while a frame is in the model."""
 
 import threading
-import time
 
 import cv2
 import pytest
 import rclpy
 from rcl_interfaces.srv import SetParameters
-from rclpy.context import Context
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
+from waiting import wait_for
 
 from vos_ros.ros.client import ANSWER_TIMEOUT_S
 from vos_ros.ros.convert import labels_to_image, rgb_to_image
-from vos_ros.ros.domains import free_domain_id
 from vos_ros.ros.node import VosNode
 from vos_ros.ros.stamps import make_header
 from vos_ros.synthetic import make_clip
@@ -22,9 +20,7 @@ from vos_ros_interfaces.srv import SetInitialMask
 pytestmark = pytest.mark.ros  # starts vos_node processes and talks DDS
 
 
-def test_nodes_in_one_process_share_one_network(matching_network):
-    context = Context()
-    rclpy.init(context=context, domain_id=free_domain_id())
+def test_nodes_in_one_process_share_one_network(context, matching_network):
     nodes = []
     try:
         nodes = [VosNode(network=matching_network, context=context, namespace=ns) for ns in ("front", "rear")]
@@ -36,21 +32,11 @@ def test_nodes_in_one_process_share_one_network(matching_network):
     finally:
         for node in nodes:
             node.destroy_node()
-        context.try_shutdown()
 
 
-def _processed_reaches(node: VosNode, count: int) -> bool:
-    deadline = time.monotonic() + ANSWER_TIMEOUT_S
-    while node.count("frames_processed") < count and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return node.count("frames_processed") >= count
-
-
-def test_parameter_services_answer_while_a_frame_is_in_the_model(matching_network):
+def test_parameter_services_answer_while_a_frame_is_in_the_model(context, matching_network):
     """Inference runs on the worker thread, so a frame held inside the model delays no parameter
     call, not even of the parameters the session holds: those reach it before the next frame."""
-    context = Context()
-    rclpy.init(context=context, domain_id=free_domain_id())
     node = VosNode(network=matching_network, context=context)
     caller = rclpy.create_node("parameter_caller", context=context)
     executor = MultiThreadedExecutor(context=context)
@@ -92,9 +78,9 @@ def test_parameter_services_answer_while_a_frame_is_in_the_model(matching_networ
         assert (node.session.lost_threshold, node.session.fragment_filter is None) == (0.3, False)
 
         release.set()
-        assert _processed_reaches(node, processed + 1), "the held frame's labels came out"
+        assert wait_for(lambda: node.count("frames_processed") >= processed + 1), "the held frame's labels came out"
         node.receive_image(rgb_to_image(clip.frames[2], make_header(3_000_000_000)))
-        assert _processed_reaches(node, processed + 2)
+        assert wait_for(lambda: node.count("frames_processed") >= processed + 2)
         assert (node.session.lost_threshold, node.session.fragment_filter is None) == (0.6, True)
     finally:
         release.set()
@@ -102,21 +88,11 @@ def test_parameter_services_answer_while_a_frame_is_in_the_model(matching_networ
         spinner.join(timeout=5.0)
         node.destroy_node()
         caller.destroy_node()
-        context.try_shutdown()
 
 
-def _size_reaches(node: VosNode, size: tuple[int, int]) -> bool:
-    deadline = time.monotonic() + ANSWER_TIMEOUT_S
-    while node.session.frame_size != size and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return node.session.frame_size == size
-
-
-def test_a_4k_frame_mid_stream_keeps_the_objects(matching_network):
+def test_a_4k_frame_mid_stream_keeps_the_objects(context, matching_network):
     """A camera switching to 3840x2160 (in process: one 4K rgb8 frame is 25 MB, more than the shipped
     Fast DDS shared-memory segment): the objects are carried over, labels come out at 4K, and back."""
-    context = Context()
-    rclpy.init(context=context, domain_id=free_domain_id())
     node = VosNode(network=matching_network, context=context)
     try:
         clip = make_clip(num_objects=2, num_frames=3, size=(180, 240), seed=4)
@@ -126,12 +102,11 @@ def test_a_4k_frame_mid_stream_keeps_the_objects(matching_network):
         assert answer.success, answer.message
         uhd = cv2.resize(clip.frames[1], (3840, 2160), interpolation=cv2.INTER_LINEAR)
         node.receive_image(rgb_to_image(uhd, make_header(2_000_000_000)))
-        assert _size_reaches(node, (2160, 3840)), "the 4K frame is answered"
+        assert wait_for(lambda: node.session.frame_size == (2160, 3840)), "the 4K frame is answered"
         assert node.session.object_ids == [1, 2]
         node.receive_image(rgb_to_image(clip.frames[2], make_header(3_000_000_000)))
-        assert _size_reaches(node, (180, 240))
+        assert wait_for(lambda: node.session.frame_size == (180, 240))
         assert node.session.object_ids == [1, 2]
         assert node.count("errors") == 0
     finally:
         node.destroy_node()
-        context.try_shutdown()
