@@ -146,12 +146,21 @@ def save_prompt_head(head: PromptHead, path: str | Path, backbone: nn.Module | N
 
 def load_prompt_head(path: str | Path | None = None, device: str | torch.device = "cpu") -> PromptHead:
     """The prompt head from ``path`` (default: the weights shipped with the package), loaded strictly."""
+    return _head_from(_read_checkpoint(path), device)
+
+
+def _read_checkpoint(path: str | Path | None) -> dict:
+    """The prompt head checkpoint at ``path`` (default: the shipped one), checked to be one."""
     path = Path(path) if path is not None else PROMPT_WEIGHTS
     if not path.is_file():
         raise ValueError(f"no prompt head weights at {path}")
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(checkpoint, dict) or checkpoint.get("kind") != "prompt_head":
         raise ValueError(f"{path} is not a prompt head checkpoint")
+    return checkpoint
+
+
+def _head_from(checkpoint: dict, device: str | torch.device) -> PromptHead:
     head = PromptHead(**checkpoint.get("arch", {}))
     head.load_state_dict({key: value.float() for key, value in checkpoint["state_dict"].items()}, strict=True)
     return head.to(device).eval()
@@ -192,10 +201,9 @@ def build_prompt_model(network=None, weights: str | Path | None = None) -> Promp
     weights never change the features the head reads."""
     from vos_ros.model.factory import build_network
 
-    checkpoint_path = Path(weights) if weights is not None else PROMPT_WEIGHTS
     device = network.device if network is not None else torch.device("cpu")
-    head = load_prompt_head(checkpoint_path, device)
-    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    checkpoint = _read_checkpoint(weights)  # read once: it holds the head and the backbone it read
+    head = _head_from(checkpoint, device)
     expected = checkpoint.get("backbone_fingerprint")
     if network is not None and network.config.name == BACKBONE_CONFIG:
         backbone = network.backbone
