@@ -6,19 +6,18 @@ import threading
 
 import numpy as np
 import pytest
+from in_process import give_objects, wait_for
 from rclpy.parameter import Parameter
-from waiting import wait_for
 
 from vos_ros.engine import session as engine_session
 from vos_ros.ros import node as vos_node
 from vos_ros.ros.client import ANSWER_TIMEOUT_S
-from vos_ros.ros.convert import labels_to_image, rgb_to_image
+from vos_ros.ros.convert import rgb_to_image
 from vos_ros.ros.frames import Frame, FrameBoard
 from vos_ros.ros.node import VosNode
 from vos_ros.ros.parameters import SPECS, camera_names_problem
 from vos_ros.ros.stamps import make_header
 from vos_ros.synthetic import make_clip
-from vos_ros_interfaces.srv import SetInitialMask
 
 pytestmark = pytest.mark.ros  # creates ROS nodes
 
@@ -129,11 +128,7 @@ def test_one_unnamed_camera_keeps_the_historic_names(context, matching_network):
 def test_state_dir_has_a_subfolder_per_camera(context, matching_network, tmp_path):
     node = make_node(context, matching_network, cameras=["front", "rear"], state_dir=str(tmp_path))
     try:
-        clip = make_clip(num_objects=2, num_frames=2, size=SIZE, seed=0)
-        header = make_header(1_000_000_000)
-        node.receive_image(rgb_to_image(clip.frames[0], header), camera="rear")
-        answer = node.receive_initial_mask(SetInitialMask.Request(mask=labels_to_image(clip.labels[0], header)), "rear")
-        assert answer.success, answer.message
+        give_objects(node, make_clip(num_objects=2, num_frames=2, size=SIZE, seed=0), camera="rear")
         assert (tmp_path / "rear").is_dir() and any((tmp_path / "rear").iterdir())
         assert not (tmp_path / "front").exists(), "the front camera has no objects to keep"
     finally:
@@ -168,10 +163,7 @@ def _start_two_cameras(node, frames: int) -> dict:
     both first frames are processed."""
     clips = {"front": make_clip(2, frames, SIZE, seed=1), "rear": make_clip(3, frames, SIZE, seed=2)}
     for index, (camera, clip) in enumerate(clips.items()):
-        header = make_header(1_000_000_000 + index)
-        node.receive_image(rgb_to_image(clip.frames[0], header), camera=camera)
-        request = SetInitialMask.Request(mask=labels_to_image(clip.labels[0], header))
-        assert node.receive_initial_mask(request, camera).success
+        give_objects(node, clip, camera, stamp_ns=1_000_000_000 + index)
     front, rear = node.camera("front"), node.camera("rear")
     assert wait_for(lambda: front.count("frames_processed") >= 1 and rear.count("frames_processed") >= 1)
     return clips
@@ -260,11 +252,7 @@ def test_a_camera_without_frames_never_delays_the_other(context, matching_networ
     node = make_node(context, matching_network, cameras=["front", "rear"], short_side=96)
     try:
         clip = make_clip(2, 6, SIZE, seed=3)
-        header = make_header(1_000_000_000)
-        node.receive_image(rgb_to_image(clip.frames[0], header), camera="front")
-        assert node.receive_initial_mask(
-            SetInitialMask.Request(mask=labels_to_image(clip.labels[0], header)), "front"
-        ).success
+        give_objects(node, clip, camera="front")
         for t in range(1, 6):  # the rear camera never sends a frame
             node.receive_image(rgb_to_image(clip.frames[t], make_header((1 + t) * 1_000_000_000)), camera="front")
             assert wait_for(lambda t=t: node.camera("front").count("frames_processed") >= t + 1)

@@ -4,15 +4,14 @@ segment the stream as torch does."""
 import numpy as np
 import pytest
 import torch
+from in_process import give_objects, wait_for
 from rclpy.parameter import Parameter
-from waiting import wait_for
 
 from vos_ros.model.backends import OnnxRuntimeNetwork, OpenVinoNetwork
-from vos_ros.ros.convert import labels_to_image, rgb_to_image
+from vos_ros.ros.convert import rgb_to_image
 from vos_ros.ros.node import VosNode
 from vos_ros.ros.stamps import make_header
 from vos_ros.synthetic import make_clip
-from vos_ros_interfaces.srv import SetInitialMask
 
 pytestmark = pytest.mark.ros  # creates ROS nodes
 
@@ -28,9 +27,7 @@ def _labels_of_a_clip(context, backend: str) -> tuple[object, np.ndarray]:
     node = VosNode(context=context, parameter_overrides=overrides)
     try:
         clip = make_clip(2, 5, SIZE, seed=3)
-        header = make_header(1_000_000_000)
-        node.receive_image(rgb_to_image(clip.frames[0], header))
-        assert node.receive_initial_mask(SetInitialMask.Request(mask=labels_to_image(clip.labels[0], header))).success
+        give_objects(node, clip)
         maps = []
         for t in range(1, 5):
             node.receive_image(rgb_to_image(clip.frames[t], make_header((1 + t) * 1_000_000_000)))

@@ -5,17 +5,16 @@ import threading
 import cv2
 import pytest
 import rclpy
+from in_process import give_objects, wait_for
 from rcl_interfaces.srv import SetParameters
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
-from waiting import wait_for
 
 from vos_ros.ros.client import ANSWER_TIMEOUT_S
-from vos_ros.ros.convert import labels_to_image, rgb_to_image
+from vos_ros.ros.convert import rgb_to_image
 from vos_ros.ros.node import VosNode
 from vos_ros.ros.stamps import make_header
 from vos_ros.synthetic import make_clip
-from vos_ros_interfaces.srv import SetInitialMask
 
 pytestmark = pytest.mark.ros  # starts vos_node processes and talks DDS
 
@@ -47,10 +46,7 @@ def test_parameter_services_answer_while_a_frame_is_in_the_model(context, matchi
     inside, release = threading.Event(), threading.Event()
     try:
         clip = make_clip(num_objects=2, num_frames=3, size=(96, 128), seed=0)
-        first = make_header(1_000_000_000)
-        node.receive_image(rgb_to_image(clip.frames[0], first))
-        answer = node.receive_initial_mask(SetInitialMask.Request(mask=labels_to_image(clip.labels[0], first)))
-        assert answer.success, answer.message
+        give_objects(node, clip)
         step = node.session.step
 
         def held_step(rgb):
@@ -96,10 +92,7 @@ def test_a_4k_frame_mid_stream_keeps_the_objects(context, matching_network):
     node = VosNode(network=matching_network, context=context)
     try:
         clip = make_clip(num_objects=2, num_frames=3, size=(180, 240), seed=4)
-        first = make_header(1_000_000_000)
-        node.receive_image(rgb_to_image(clip.frames[0], first))
-        answer = node.receive_initial_mask(SetInitialMask.Request(mask=labels_to_image(clip.labels[0], first)))
-        assert answer.success, answer.message
+        give_objects(node, clip)
         uhd = cv2.resize(clip.frames[1], (3840, 2160), interpolation=cv2.INTER_LINEAR)
         node.receive_image(rgb_to_image(uhd, make_header(2_000_000_000)))
         assert wait_for(lambda: node.session.frame_size == (2160, 3840)), "the 4K frame is answered"
