@@ -36,13 +36,25 @@ FEATURE_BLOCKS = {4: (2, 24), 8: (4, 40), 16: (10, 112)}
 class SameConv2d(nn.Conv2d):
     """Conv2d with TensorFlow "same" padding (asymmetric when the stride is 2)."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def same_pads(self, size: tuple[int, ...]) -> list[int]:
+        """F.pad's [left, right, top, bottom] for an input of spatial ``size`` (height, width)."""
         pads = []
-        for size, k, s in zip(reversed(x.shape[-2:]), reversed(self.kernel_size), reversed(self.stride)):
-            total = max((math.ceil(size / s) - 1) * s + k - size, 0)
+        for n, k, s in zip(reversed(size), reversed(self.kernel_size), reversed(self.stride)):
+            total = max((math.ceil(n / s) - 1) * s + k - n, 0)
             pads += [total // 2, total - total // 2]
+        return pads
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pads = self.same_pads(x.shape[-2:])
+        if _in_place(x) and pads[0] == pads[1] and pads[2] == pads[3]:
+            # Symmetric: the convolution pads by itself, without a padded copy of x (same numbers).
+            return F.conv2d(x, self.weight, self.bias, self.stride, (pads[2], pads[0]), self.dilation, self.groups)
         if any(pads):
             x = F.pad(x, pads)
+        return self.unpadded(x)
+
+    def unpadded(self, x: torch.Tensor) -> torch.Tensor:
+        """The convolution of an input that already carries its padding."""
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
 
@@ -94,12 +106,32 @@ class MBConvBlock(nn.Module):
         self.residual = stride == 1 and in_ch == out_ch
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = bn_act(self._bn0, self._expand_conv(x)) if self.has_expand else x
-        y = bn_act(self._bn1, self._depthwise_conv(y))
+        pads = self._depthwise_conv.same_pads(x.shape[-2:])
+        if self.has_expand and _in_place(x) and (pads[0] != pads[1] or pads[2] != pads[3]):
+            y = bn_act(self._bn1, self._depthwise_conv.unpadded(self._expanded_padded(x, pads)))
+        else:
+            y = bn_act(self._bn0, self._expand_conv(x)) if self.has_expand else x
+            y = bn_act(self._bn1, self._depthwise_conv(y))
         y = bn_act(self._bn2, self._project_conv(y), relu6=False)
         if not self.residual:
             return y
         return y.add_(x) if _in_place(y) else y + x
+
+    def _expanded_padded(self, x: torch.Tensor, pads: list[int]) -> torch.Tensor:
+        """``F.pad(relu6(bn(expand(x))), pads)`` without the padded copy of the wide tensor (CPU inference).
+
+        The thin input is padded instead (the 1x1 expansion keeps every pixel's numbers), and the
+        border it adds is set back to the zeros F.pad would have put there. At 640x480 this saves
+        a stride-2 activation (96 channels) in the first stride-2 block: the backbone's peak.
+        """
+        left, right, top, bottom = pads
+        y = bn_act(self._bn0, self._expand_conv(F.pad(x, pads).contiguous(memory_format=torch.channels_last)))
+        height, width = y.shape[-2:]
+        for rows, cols in ((slice(0, top), slice(None)), (slice(height - bottom, height), slice(None))):
+            y[..., rows, cols] = 0.0
+        for rows, cols in ((slice(None), slice(0, left)), (slice(None), slice(width - right, width))):
+            y[..., rows, cols] = 0.0
+        return y
 
 
 class EfficientNetLite0(nn.Module):
