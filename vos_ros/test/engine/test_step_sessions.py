@@ -43,6 +43,19 @@ def test_batched_sessions_match_stepping_each_alone(matching_network, clips):
     assert [s.object_ids for s in batched] == [[1], [1, 2], [1, 2, 3]]
 
 
+def test_stored_references_keep_only_their_own_embeddings(matching_network, clips):
+    """A session keeps of its frames only what matching reads, and none of a batch's other frames:
+    the previous frame and the anchor hold no decoder inputs, and their keys own their memory."""
+    sessions = [started(matching_network, clip) for clip in clips]
+    step_sessions(sessions, [clip.frames[1] for clip in clips])
+    for session in sessions:
+        for reference in (session.memory.previous, *session.memory.anchors):
+            frame = reference.frame
+            assert frame.skip is None and frame.hidden is None
+            for tensor in (frame.key, frame.instance):
+                assert tensor.untyped_storage().nbytes() == tensor.numel() * tensor.element_size()
+
+
 def test_frames_of_different_sizes_are_batched_per_size(matching_network, clips):
     small = make_clip(num_objects=1, num_frames=2, size=(64, 80), seed=5)
     sessions = [started(matching_network, clips[0]), started(matching_network, small)]

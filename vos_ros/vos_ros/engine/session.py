@@ -146,7 +146,7 @@ def _resized_reference(reference: Reference, size: tuple[int, int]) -> Reference
     instance = key if frame.instance is frame.key else F.normalize(resample(frame.instance), dim=0)
     probs = resample(reference.probs)
     probs = probs / probs.sum(0, keepdim=True).clamp_min(1e-6)
-    return Reference(EncodedFrame(key=key, instance=instance, skip=frame.skip, hidden=frame.hidden), probs)
+    return Reference(EncodedFrame(key=key, instance=instance, skip=None, hidden=None), probs)
 
 
 def to_network_input(image: np.ndarray, short_side: int, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -227,7 +227,7 @@ class Session:
         with self._inference():
             frame = self.network.encode(self._to_tensor(image))
             probs = self._one_hot(self.objects.ids_to_slots(merged), frame.size)
-        self.memory.add_anchor(Reference(frame=frame, probs=probs))
+        self.memory.add_anchor(Reference(frame=frame.for_reference(), probs=probs))
         self._last_labels = self.objects.slot_to_id()[self.objects.ids_to_slots(merged)]
         for object_id in ids:
             rows, cols = np.nonzero(self._last_labels == object_id)
@@ -344,7 +344,7 @@ class Session:
                 probs = output.log_probs.float().exp()
                 if self.fragment_filter is not None:
                     probs = self._drop_fragments(probs)
-                self.memory.previous = Reference.pooled(frame, probs)
+                self.memory.previous = Reference.pooled(frame.for_reference(), probs)
             confidence, slots = _upsampled_max(probs, (height, width))
         with stage("post-processing"):
             labels = self.objects.slot_to_id()[slots]
@@ -395,7 +395,8 @@ class Session:
             frame = reference.frame
             arrays[f"{name}.probs"] = tensor_to_array(reference.probs)
             arrays[f"{name}.key"] = tensor_to_array(frame.key)
-            arrays[f"{name}.skip"] = tensor_to_array(frame.skip)
+            if frame.skip is not None:
+                arrays[f"{name}.skip"] = tensor_to_array(frame.skip)
             if frame.instance is not frame.key:
                 arrays[f"{name}.instance"] = tensor_to_array(frame.instance)
             if frame.hidden is not None:
@@ -405,7 +406,7 @@ class Session:
                 "foreground_only": bool(reference.foreground_only),
                 "key": "array",
                 "instance": "key" if frame.instance is frame.key else "array",
-                "skip": "array",
+                "skip": None if frame.skip is None else "array",
                 "hidden": None if frame.hidden is None else "array",
             }
 

@@ -47,13 +47,30 @@ class EncodedFrame:
 
     key: torch.Tensor
     instance: torch.Tensor
-    skip: torch.Tensor
+    skip: torch.Tensor | None
     hidden: torch.Tensor | None
 
     @property
     def size(self) -> tuple[int, int]:
         """(height, width) at stride 8."""
         return tuple(self.key.shape[-2:])
+
+    def for_reference(self) -> EncodedFrame:
+        """What a reference frame needs of this frame: its key and instance embeddings.
+
+        The decoder's inputs (``skip``, ``hidden``) are only read for the frame being segmented,
+        so a stored reference drops them (at 640x480 with ``full``, 3.2 MB a reference). A key
+        that is a view of a larger tensor (one frame of a batch) is copied, so that keeping it
+        does not keep the whole batch.
+        """
+
+        def own(tensor: torch.Tensor) -> torch.Tensor:
+            whole = tensor.untyped_storage().nbytes()
+            return tensor.clone() if whole > tensor.numel() * tensor.element_size() else tensor
+
+        key = own(self.key)
+        instance = key if self.instance is self.key else own(self.instance)
+        return EncodedFrame(key=key, instance=instance, skip=None, hidden=None)
 
 
 @dataclass
