@@ -27,7 +27,7 @@ def status_mb(field: str) -> float:
 
 
 class PeakPerStage:
-    """A profiler for vos_ros.model.profiling: resets the RSS high-water mark at each stage."""
+    """A stage profiler for ``vos_ros.model.profiling.profiling``: resets the RSS high-water mark at each stage."""
 
     def __init__(self) -> None:
         self.rows: list[tuple[str, float, float]] = []
@@ -53,7 +53,8 @@ def main() -> int:
     import torch
 
     from vos_ros.engine.session import Session
-    from vos_ros.model import build_network, profiling
+    from vos_ros.model import build_network
+    from vos_ros.model.profiling import profiling
     from vos_ros.synthetic import make_clip
 
     torch.set_num_threads(1)
@@ -63,12 +64,8 @@ def main() -> int:
     session.set_mask(clip.frames[0], clip.labels[0])
     session.step(clip.frames[1])
     session.step(clip.frames[2])
-    profiler = PeakPerStage()
-    profiling._active.append(profiler)
-    try:
+    with profiling(PeakPerStage()) as profiler:
         session.step(clip.frames[3])
-    finally:
-        profiling._active.remove(profiler)
     print(f"config {args.config}, {width}x{height}, {args.objects} objects: peak MB above RSS per stage")
     peaks: dict[str, float] = {}
     for name, _, peak in profiler.rows:

@@ -127,10 +127,10 @@ class MBConvBlock(nn.Module):
         left, right, top, bottom = pads
         y = bn_act(self._bn0, self._expand_conv(F.pad(x, pads).contiguous(memory_format=torch.channels_last)))
         height, width = y.shape[-2:]
-        for rows, cols in ((slice(0, top), slice(None)), (slice(height - bottom, height), slice(None))):
-            y[..., rows, cols] = 0.0
-        for rows, cols in ((slice(None), slice(0, left)), (slice(None), slice(width - right, width))):
-            y[..., rows, cols] = 0.0
+        y[..., :top, :] = 0.0
+        y[..., height - bottom :, :] = 0.0
+        y[..., :, :left] = 0.0
+        y[..., :, width - right :] = 0.0
         return y
 
 
