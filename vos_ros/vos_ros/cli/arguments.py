@@ -21,7 +21,7 @@ def image_size(text: str) -> tuple[int, int]:
 
 
 def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--backend`` (torch or onnxruntime) and ``--graph-dir`` (where onnxruntime keeps its graphs)."""
+    """``--backend`` (one of BACKENDS) and ``--graph-dir`` (where the graph backends keep their ONNX graphs)."""
     parser.add_argument(
         "--backend",
         choices=BACKENDS,
@@ -30,7 +30,8 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
         "on the CPU",
     )
     parser.add_argument(
-        "--graph-dir", help="onnxruntime: keep the exported graphs in this folder and reuse them (default: in memory)"
+        "--graph-dir",
+        help="onnxruntime and openvino: keep the exported graphs in this folder and reuse them (default: in memory)",
     )
 
 
