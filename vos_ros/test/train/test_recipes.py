@@ -24,8 +24,12 @@ def test_the_cli_defaults_are_the_shipped_recipes():
     shipped = dict(steps=1500, batch_size=1, clip_length=8, tune_backbone_blocks=6)
     assert all(getattr(full, k) == v for k, v in shipped.items())
     assert (full.hard_pixel_fraction, full.jaccard_weight, full.crop) == (0.2, 1.0, (256, 448))
-    assert RECIPES["fast"] == replace(full, config="fast", crop=(224, 384), jaccard_weight=0.0)
-    assert RECIPES["full-static"].static_fraction == 1.0 and full.static_fraction == 0.0
+    # full is two stages: full-static, then DAVIS with 20 % static clips; full-onestage is DAVIS alone
+    assert (full.static_fraction, full.stage1) == (0.2, "full-static")
+    onestage = RECIPES["full-onestage"]
+    assert onestage == replace(full, static_fraction=0.0, stage1="")
+    assert RECIPES["full-static"] == replace(onestage, static_fraction=1.0, steps=1000)
+    assert RECIPES["fast"] == replace(onestage, config="fast", crop=(224, 384), jaccard_weight=0.0)
 
 
 @pytest.mark.parametrize(
@@ -79,11 +83,21 @@ def test_unknown_recipes_fields_and_bad_values_are_clear_errors(tmp_path, capsys
         path.write_text("[1, 2]")
         load_recipe(path)
     with pytest.raises(SystemExit):
-        main(["--recipe", "full", "--out", str(tmp_path / "o")])  # DAVIS recipe without --data
+        main(["--recipe", "full-onestage", "--out", str(tmp_path / "o")])  # DAVIS recipe without --data
     assert "give --data and --split" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--recipe", "full-static", "--out", str(tmp_path / "o")])
     assert "give --static DIR" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # its stage 1 needs the static photos
+        main(["--recipe", "full", "--data", "d", "--split", "fit", "--out", str(tmp_path / "o")])
+    assert "recipe 'full-static' draws static clips" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--recipe", "full", "--stage1", "nosuch", "--show-recipe"])
+    assert "continues from unknown recipe 'nosuch'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--recipe", "fast", "--stage1", "full-static", "--show-recipe"])
+    assert "stage 1 must be a 'fast' recipe" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 def test_show_recipe_prints_the_resolved_recipe(capsys):
@@ -121,6 +135,39 @@ def test_two_stages_store_the_recipe_and_stage_2_starts_from_stage_1(davis, stat
     capsys.readouterr()
     assert main([*args2, "--out", str(tmp_path / "wrong"), "--config", "full", *TINY]) == 2
     assert "are for config 'fast', not 'full'" in capsys.readouterr().err
+
+
+def test_one_command_trains_stage_1_first_then_reuses_it(davis, static_folder, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["--recipe", "fast", "--stage1", "fast-static", "--static-fraction", "0.5", "--data", str(davis)]
+    args += ["--split", "fit", "--static", str(static_folder), "--out", str(out), "--steps", "2", "--no-eval", *TINY]
+    args += ["--checkpoint-every", "1", "--seed", "3"]
+    assert main(args) == 0
+    assert capsys.readouterr().out.count("recipe: ") == 2
+    first = load_checkpoint(out / "stage1" / "weights.pt")
+    # stage 1 is its own recipe with the command line's shared overrides (steps, crop), not the stage
+    # fields nor the seed (runs of several seeds share one stage 1)
+    assert first["recipe"]["name"] == "fast-static" and first["step"] == 2
+    assert first["recipe"]["fields"]["static_fraction"] == 1.0 and first["recipe"]["fields"]["crop"] == [64, 96]
+    assert first["recipe"]["fields"]["seed"] == 0
+    second = load_checkpoint(out / "weights.pt")
+    assert second["init_from"] == str(out / "stage1" / "weights.pt")
+    assert (
+        second["recipe"]["fields"]["static_fraction"] == 0.5 and second["recipe"]["fields"]["stage1"] == "fast-static"
+    )
+    # run again: stage 1's weights are there, so only stage 2 trains
+    stamp = (out / "stage1" / "weights.pt").stat().st_mtime_ns
+    assert main(args) == 0
+    assert capsys.readouterr().out.count("recipe: ") == 1
+    assert (out / "stage1" / "weights.pt").stat().st_mtime_ns == stamp
+    # a stage 1 that stopped early resumes from its newest checkpoint instead of starting again
+    (out / "stage1" / "weights.pt").unlink()
+    (out / "stage1" / "checkpoint-000002.pt").unlink()
+    assert (out / "stage1" / "checkpoint-000001.pt").exists()
+    assert main(args) == 0
+    log = [json.loads(line) for line in (out / "stage1" / "train_log.jsonl").read_text().splitlines()]
+    assert [record["step"] for record in log] == [1, 2]  # resumed at step 2: no step trained twice
+    assert (out / "stage1" / "weights.pt").exists()
 
 
 def test_a_recipe_is_its_training_settings_plus_how_clips_are_drawn():

@@ -16,7 +16,7 @@ from vos_ros.eval.davis import DavisDataset, DavisError
 from vos_ros.eval.runner import evaluate, format_table
 from vos_ros.model import LEARNED_CONFIGS, resolve_device
 from vos_ros.train.distributed import exit_worker, init_distributed, shutdown_distributed
-from vos_ros.train.loop import WEIGHTS_NAME, Trainer
+from vos_ros.train.loop import CHECKPOINT_PATTERN, WEIGHTS_NAME, Trainer
 from vos_ros.train.recipes import (
     FIELD_NAMES,
     RECIPES,
@@ -25,6 +25,7 @@ from vos_ros.train.recipes import (
     recipe_from_dict,
     recipe_record,
     save_recipe,
+    stage1_of,
 )
 from vos_ros.train.static import MixedVideos, StaticVideos
 
@@ -58,6 +59,9 @@ _FIELD_HELP = {
     "distractor_probability": "chance that a pasted object stays unlabelled background",
     "static_fraction": "share of clip sources that are synthetic videos of the --static photos (1: stage 1, "
     "static only; 0: DAVIS only)",
+    "stage1": "recipe this one continues from: without --init-from it is trained first into OUT/stage1 "
+    "(reused or resumed when there; the other flags apply to it too, except --seed and --static-fraction); "
+    "'' starts from the ImageNet backbone",
     "seed": "seed of initialisation and clip sampling",
     "checkpoint_every": "steps between checkpoints",
     "keep_checkpoints": "training checkpoints kept (the newest; weights.pt is always written)",
@@ -98,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--split", help="split to train on (name under ImageSets/ or a list file)")
     parser.add_argument("--static", help="static photo folder (e.g. ../shared/data/static), for static_fraction > 0")
     parser.add_argument("--out", help="output folder")
-    parser.add_argument("--resume", help="training checkpoint to continue from")
+    parser.add_argument("--resume", help="training checkpoint to continue from (the last stage's)")
     parser.add_argument(
         "--init-from", help="weights to start from, with a fresh optimizer at step 0 (stage 2 from stage 1)"
     )
@@ -125,12 +129,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _overrides(args: argparse.Namespace) -> dict:
+    """The recipe fields given on the command line."""
+    return {name: getattr(args, name) for name in FIELD_NAMES if hasattr(args, name)}
+
+
 def resolve_recipe(args: argparse.Namespace) -> tuple[str, Recipe]:
     """The named (or file) recipe with every field given on the command line replaced."""
     default = getattr(args, "config", None) if getattr(args, "config", None) in RECIPES else "full"
     name, recipe = load_recipe(args.recipe or default)
-    overrides = {name_: getattr(args, name_) for name_ in FIELD_NAMES if hasattr(args, name_)}
-    return name, recipe_from_dict(overrides, base=recipe)
+    return name, recipe_from_dict(_overrides(args), base=recipe)
+
+
+# Command-line overrides of these fields apply to the last stage only: those that define a stage, and
+# the seed, so that runs of several seeds start from the same stage 1 (as the development runs did).
+_LAST_STAGE_ONLY = ("static_fraction", "stage1", "seed")
 
 
 def _videos(args: argparse.Namespace, recipe: Recipe, dataset: DavisDataset | None):
@@ -145,19 +158,36 @@ def _videos(args: argparse.Namespace, recipe: Recipe, dataset: DavisDataset | No
     return sources[0] if len(sources) == 1 else MixedVideos(sources, weights)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        name, recipe = resolve_recipe(args)
-    except ValueError as error:
-        parser.error(str(error))
-    record = recipe_record(name, recipe)
-    if args.show_recipe:
-        print(json.dumps(record, indent=2))
-        return 0
-    if not args.out:
-        parser.error("--out is required")
+def _newest_checkpoint(folder: Path) -> Path | None:
+    found = sorted(folder.glob(CHECKPOINT_PATTERN.replace("{step:06d}", "*")))
+    return found[-1] if found else None
+
+
+def _stages(args: argparse.Namespace, name: str, recipe: Recipe) -> list[dict]:
+    """The runs this command makes: stage 1 first when the recipe continues from one and no
+    --init-from is given (skipped when OUT/stage1 already holds its weights, resumed from its
+    newest checkpoint when it holds one), then the recipe itself. The command line's overrides
+    apply to stage 1 too, except ``_LAST_STAGE_ONLY``."""
+    stages = []
+    init_from = args.init_from
+    first = stage1_of(name, recipe)
+    if first is not None and not init_from:
+        folder = Path(args.out) / "stage1"
+        init_from = str(folder / WEIGHTS_NAME)
+        if not (folder / WEIGHTS_NAME).exists():
+            shared = {k: v for k, v in _overrides(args).items() if k not in _LAST_STAGE_ONLY}
+            first_recipe = recipe_from_dict(shared, base=first[1])
+            resume = _newest_checkpoint(folder)
+            stages.append(
+                {"name": first[0], "recipe": first_recipe, "out": folder, "init_from": None, "resume": resume}
+            )
+    stages.append(
+        {"name": name, "recipe": recipe, "out": Path(args.out), "init_from": init_from, "resume": args.resume}
+    )
+    return stages
+
+
+def _check_data(parser: argparse.ArgumentParser, args: argparse.Namespace, name: str, recipe: Recipe) -> None:
     if recipe.static_fraction < 1.0 and not (args.data and args.split):
         parser.error(
             f"recipe {name!r} trains on DAVIS (static_fraction {recipe.static_fraction}): give --data and --split"
@@ -166,6 +196,54 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(
             f"recipe {name!r} draws static clips (static_fraction {recipe.static_fraction}): give --static DIR"
         )
+
+
+def _train(args: argparse.Namespace, stage: dict, dataset: DavisDataset | None, context) -> object:
+    """One stage: its recipe saved beside it, trained (from its start weights or checkpoint); the network."""
+    name, recipe, out = stage["name"], stage["recipe"], stage["out"]
+    record = recipe_record(name, recipe)
+    metadata = {
+        "recipe": record,
+        "init_from": stage["init_from"],
+        "data": {"davis": args.data, "split": args.split, "static": args.static},
+    }
+    if context.is_main:
+        print("recipe: " + json.dumps(record), flush=True)
+        out.mkdir(parents=True, exist_ok=True)
+        save_recipe(out / RECIPE_NAME, name, recipe)
+    trainer = Trainer(
+        _videos(args, recipe, dataset),
+        out,
+        recipe.settings(),
+        recipe.clip_spec(),
+        context,
+        progress=not args.no_progress,
+        metadata=metadata,
+    )
+    if stage["init_from"]:
+        trainer.initialise_from(stage["init_from"])
+    if stage["resume"]:
+        trainer.resume(stage["resume"])
+    return trainer.run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        name, recipe = resolve_recipe(args)
+        stage1_of(name, recipe)
+    except ValueError as error:
+        parser.error(str(error))
+    record = recipe_record(name, recipe)
+    if args.show_recipe:
+        print(json.dumps(record, indent=2))
+        return 0
+    if not args.out:
+        parser.error("--out is required")
+    stages = _stages(args, name, recipe)
+    for stage in stages:
+        _check_data(parser, args, stage["name"], stage["recipe"])
     if args.threads:
         torch.set_num_threads(args.threads)
     context = None
@@ -173,32 +251,10 @@ def main(argv: list[str] | None = None) -> int:
     code = 0
     try:
         dataset = DavisDataset(args.data) if args.data else None
-        videos = _videos(args, recipe, dataset)
         eval_names = None if args.no_eval or dataset is None else dataset.split(args.eval_split)
-        metadata = {
-            "recipe": record,
-            "init_from": args.init_from,
-            "data": {"davis": args.data, "split": args.split, "static": args.static},
-        }
         context = init_distributed(resolve_device(args.device))
-        if context.is_main:
-            print("recipe: " + json.dumps(record), flush=True)
-            Path(args.out).mkdir(parents=True, exist_ok=True)
-            save_recipe(Path(args.out) / RECIPE_NAME, name, recipe)
-        trainer = Trainer(
-            videos,
-            args.out,
-            recipe.settings(),
-            recipe.clip_spec(),
-            context,
-            progress=not args.no_progress,
-            metadata=metadata,
-        )
-        if args.init_from:
-            trainer.initialise_from(args.init_from)
-        if args.resume:
-            trainer.resume(args.resume)
-        network = trainer.run()
+        for stage in stages:
+            network = _train(args, stage, dataset, context)
         if eval_names is not None and context.is_main:
             report = evaluate(network, dataset.root, eval_names, progress=not args.no_progress)
             report = {

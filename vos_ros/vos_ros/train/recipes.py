@@ -6,9 +6,10 @@ printed, written to ``recipe.json`` in the run folder and stored in every checkp
 can be repeated from its files (``--recipe path/to/recipe.json``).
 
 Training is two stages. Stage 1 (``*-static`` recipes) learns from synthetic videos made of
-the static photos (``vos_ros.train.static``); stage 2 (``full``, ``fast``) continues on DAVIS
-from the stage-1 weights (``--init-from``), optionally still mixing in static clips
-(``static_fraction``).
+the static photos (``vos_ros.train.static``); stage 2 continues on DAVIS from the stage-1
+weights, optionally still mixing in static clips (``static_fraction``). A recipe names the
+recipe it continues from in ``stage1``: ``vos-ros-train`` then trains that stage first (or
+starts from ``--init-from``); ``stage1 == ""`` starts from the ImageNet backbone.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class Recipe(TrainSettings):
     clip_length: int = 8
     distractor_probability: float = 0.25
     static_fraction: float = 0.0
+    stage1: str = ""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -68,14 +70,33 @@ _FULL = Recipe()
 _FAST = replace(_FULL, config="fast", crop=(224, 384), jaccard_weight=0.0)
 
 RECIPES: dict[str, Recipe] = {
-    # Stage 2 (or one stage from ImageNet): DAVIS clips with the shipped settings.
-    "full": _FULL,
+    # Stage 2 of the shipped full weights: DAVIS clips, 20 % of them still static, from full-static.
+    "full": replace(_FULL, static_fraction=0.2, stage1="full-static"),
     "fast": _FAST,
+    # One stage from ImageNet on DAVIS alone (the shipped full weights before two stages).
+    "full-onestage": _FULL,
     # Stage 1: synthetic videos from the static photos only (no DAVIS); 1000 steps fit beside a
     # stage-2 run in one session on 2 shared CPU cores.
     "full-static": replace(_FULL, static_fraction=1.0, steps=1000),
     "fast-static": replace(_FAST, static_fraction=1.0, steps=1000),
 }
+
+
+def stage1_of(name: str, recipe: Recipe) -> tuple[str, Recipe] | None:
+    """The named recipe ``recipe`` continues from, or None when it starts from ImageNet."""
+    if not recipe.stage1:
+        return None
+    if recipe.stage1 not in RECIPES:
+        raise ValueError(
+            f"recipe {name!r} continues from unknown recipe {recipe.stage1!r} (known: {', '.join(RECIPES)})"
+        )
+    first = RECIPES[recipe.stage1]
+    if first.config != recipe.config or first.stage1:
+        raise ValueError(
+            f"recipe {name!r} cannot continue from {recipe.stage1!r}: stage 1 must be a {recipe.config!r} "
+            "recipe that starts from ImageNet"
+        )
+    return recipe.stage1, first
 
 
 def _check_fields(values: dict, source: str) -> None:
