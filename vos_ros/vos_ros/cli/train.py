@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
@@ -16,7 +16,7 @@ from vos_ros.eval.davis import DavisDataset, DavisError
 from vos_ros.eval.runner import evaluate, format_table
 from vos_ros.model import LEARNED_CONFIGS, resolve_device
 from vos_ros.train.distributed import exit_worker, init_distributed, shutdown_distributed
-from vos_ros.train.loop import CHECKPOINT_PATTERN, WEIGHTS_NAME, Trainer
+from vos_ros.train.loop import WEIGHTS_NAME, Trainer, checkpoint_paths
 from vos_ros.train.recipes import (
     FIELD_NAMES,
     RECIPES,
@@ -158,32 +158,33 @@ def _videos(args: argparse.Namespace, recipe: Recipe, dataset: DavisDataset | No
     return sources[0] if len(sources) == 1 else MixedVideos(sources, weights)
 
 
-def _newest_checkpoint(folder: Path) -> Path | None:
-    found = sorted(folder.glob(CHECKPOINT_PATTERN.replace("{step:06d}", "*")))
-    return found[-1] if found else None
+@dataclass(frozen=True)
+class _Stage:
+    """One training run of this command: its recipe, folder and what it starts from."""
+
+    name: str
+    recipe: Recipe
+    out: Path
+    init_from: str | None
+    resume: str | Path | None
 
 
-def _stages(args: argparse.Namespace, name: str, recipe: Recipe) -> list[dict]:
-    """The runs this command makes: stage 1 first when the recipe continues from one and no
-    --init-from is given (skipped when OUT/stage1 already holds its weights, resumed from its
+def _stages(args: argparse.Namespace, name: str, recipe: Recipe, first: tuple[str, Recipe] | None) -> list[_Stage]:
+    """The runs this command makes: stage 1 (``first``, the recipe ``recipe`` continues from) when
+    no --init-from is given (skipped when OUT/stage1 already holds its weights, resumed from its
     newest checkpoint when it holds one), then the recipe itself. The command line's overrides
     apply to stage 1 too, except ``_LAST_STAGE_ONLY``."""
     stages = []
     init_from = args.init_from
-    first = stage1_of(name, recipe)
     if first is not None and not init_from:
         folder = Path(args.out) / "stage1"
         init_from = str(folder / WEIGHTS_NAME)
         if not (folder / WEIGHTS_NAME).exists():
             shared = {k: v for k, v in _overrides(args).items() if k not in _LAST_STAGE_ONLY}
-            first_recipe = recipe_from_dict(shared, base=first[1])
-            resume = _newest_checkpoint(folder)
-            stages.append(
-                {"name": first[0], "recipe": first_recipe, "out": folder, "init_from": None, "resume": resume}
-            )
-    stages.append(
-        {"name": name, "recipe": recipe, "out": Path(args.out), "init_from": init_from, "resume": args.resume}
-    )
+            checkpoints = checkpoint_paths(folder)
+            resume = checkpoints[-1] if checkpoints else None
+            stages.append(_Stage(first[0], recipe_from_dict(shared, base=first[1]), folder, None, resume))
+    stages.append(_Stage(name, recipe, Path(args.out), init_from, args.resume))
     return stages
 
 
@@ -198,13 +199,13 @@ def _check_data(parser: argparse.ArgumentParser, args: argparse.Namespace, name:
         )
 
 
-def _train(args: argparse.Namespace, stage: dict, dataset: DavisDataset | None, context) -> object:
+def _train(args: argparse.Namespace, stage: _Stage, dataset: DavisDataset | None, context) -> object:
     """One stage: its recipe saved beside it, trained (from its start weights or checkpoint); the network."""
-    name, recipe, out = stage["name"], stage["recipe"], stage["out"]
+    name, recipe, out = stage.name, stage.recipe, stage.out
     record = recipe_record(name, recipe)
     metadata = {
         "recipe": record,
-        "init_from": stage["init_from"],
+        "init_from": stage.init_from,
         "data": {"davis": args.data, "split": args.split, "static": args.static},
     }
     if context.is_main:
@@ -220,10 +221,10 @@ def _train(args: argparse.Namespace, stage: dict, dataset: DavisDataset | None, 
         progress=not args.no_progress,
         metadata=metadata,
     )
-    if stage["init_from"]:
-        trainer.initialise_from(stage["init_from"])
-    if stage["resume"]:
-        trainer.resume(stage["resume"])
+    if stage.init_from:
+        trainer.initialise_from(stage.init_from)
+    if stage.resume:
+        trainer.resume(stage.resume)
     return trainer.run()
 
 
@@ -232,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         name, recipe = resolve_recipe(args)
-        stage1_of(name, recipe)
+        first = stage1_of(name, recipe)
     except ValueError as error:
         parser.error(str(error))
     record = recipe_record(name, recipe)
@@ -241,9 +242,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.out:
         parser.error("--out is required")
-    stages = _stages(args, name, recipe)
+    stages = _stages(args, name, recipe, first)
     for stage in stages:
-        _check_data(parser, args, stage["name"], stage["recipe"])
+        _check_data(parser, args, stage.name, stage.recipe)
     if args.threads:
         torch.set_num_threads(args.threads)
     context = None

@@ -170,8 +170,7 @@ class Trainer:
             rng=_rng_states(),
             **self.recipe(),
         )
-        old = sorted(self.out_dir.glob(CHECKPOINT_PATTERN.replace("{step:06d}", "*")))
-        for stale in old[: -self.settings.keep_checkpoints]:
+        for stale in checkpoint_paths(self.out_dir)[: -self.settings.keep_checkpoints]:
             stale.unlink()
         return path
 
@@ -227,6 +226,11 @@ class Trainer:
             save_checkpoint(self.network, self.out_dir / WEIGHTS_NAME, step=self.step, **self.recipe())
             plot_losses(read_log(self.log_path), self.out_dir / "loss_curve.png")
         return self.network
+
+
+def checkpoint_paths(folder: str | Path) -> list[Path]:
+    """The training checkpoints in ``folder``, oldest first (their names sort by step)."""
+    return sorted(Path(folder).glob(CHECKPOINT_PATTERN.replace("{step:06d}", "*")))
 
 
 def read_log(path: str | Path) -> list[dict]:
