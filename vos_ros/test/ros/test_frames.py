@@ -6,7 +6,10 @@ import time
 import numpy as np
 from std_msgs.msg import Header
 
+from vos_ros.ros.compressed import compressed_to_rgb, rgb_to_compressed
+from vos_ros.ros.convert import image_to_rgb, rgb_to_image
 from vos_ros.ros.frames import Frame, NewestFrameSlot, RecentFrames
+from vos_ros.synthetic import make_clip
 
 
 def frame(stamp_ns: int, received: float | None = None) -> Frame:
@@ -38,6 +41,40 @@ def test_recent_frames_prefer_the_newest_of_equal_stamps():
     recent.add(first)
     recent.add(second)
     assert recent.find(7) is second
+
+
+def _arrived(msg, decode, stamp_ns: int) -> Frame:
+    return Frame(header=msg.header, rgb=decode(msg), stamp_ns=stamp_ns)
+
+
+def test_recent_frames_keep_a_smaller_message_instead_of_its_pixels_and_give_back_the_same_pixels():
+    clip = make_clip(num_objects=2, num_frames=3, size=(120, 160), seed=3)
+    recent = RecentFrames(10)
+    jpeg = [rgb_to_compressed(rgb, Header(frame_id="cam")) for rgb in clip.frames]
+    for stamp, msg in enumerate(jpeg, start=1):
+        recent.add(_arrived(msg, compressed_to_rgb, stamp), msg, compressed_to_rgb)
+    assert recent.nbytes() == sum(len(msg.data) for msg in jpeg) < clip.frames[0].nbytes
+    found = recent.find(2)
+    assert found.stamp_ns == 2 and found.header.frame_id == "cam"
+    np.testing.assert_array_equal(found.rgb, compressed_to_rgb(jpeg[1]))  # what the worker segmented
+    np.testing.assert_array_equal(recent.find(0).rgb, compressed_to_rgb(jpeg[2]))
+
+    mono = rgb_to_image(clip.frames[0], Header())
+    mono.encoding, mono.step = "mono8", 160
+    mono.data = clip.frames[0][:, :, 1].tobytes()
+    recent.add(_arrived(mono, image_to_rgb, 10), mono, image_to_rgb)
+    assert recent.nbytes() - sum(len(msg.data) for msg in jpeg) == 120 * 160, "mono kept as one byte a pixel"
+    np.testing.assert_array_equal(recent.find(10).rgb, np.repeat(clip.frames[0][:, :, 1:2], 3, axis=2))
+
+
+def test_recent_frames_keep_the_pixels_when_the_message_is_no_smaller():
+    rgb = make_clip(num_objects=1, num_frames=1, size=(48, 64), seed=0).frames[0]
+    msg = rgb_to_image(rgb, Header())
+    arrived = _arrived(msg, image_to_rgb, 5)
+    recent = RecentFrames(2)
+    recent.add(arrived, msg, image_to_rgb)
+    assert recent.find(5) is arrived, "rgb8: the decoded frame is a view of the message, nothing to save"
+    assert recent.nbytes() == rgb.nbytes
 
 
 def test_newest_slot_replaces_a_waiting_frame_and_counts_it():

@@ -36,3 +36,27 @@ def test_two_cameras_one_node_and_two_processes_report_every_figure(tmp_path, ca
     assert set(result["ratios"]) == {"answered_hz_2_one_node_over_2_processes", "peak_rss_2_one_node_over_2_processes"}
     printed = capsys.readouterr().out
     assert "2 camera(s), one node: answered" in printed and "2 separate processes: answered" in printed
+
+
+@pytest.mark.ros
+def test_compressed_input_reaches_every_camera_of_one_node(tmp_path):
+    out = tmp_path / "cameras.json"
+    argv = [
+        "--cameras",
+        "2",
+        "--image-transport",
+        "compressed",
+        "--size",
+        "160x120",
+        "--duration",
+        "4",
+        "--warmup",
+        "1",
+    ]
+    assert cli.main([*argv, "--short-side", "96", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["options"]["image_transport"] == "compressed"
+    (run,) = result["runs"]
+    for camera in run["per_camera"].values():
+        assert camera["published"] > 0 and camera["answered"] > 0, "JPEG frames on <image>/compressed were answered"
+    assert run["node_exit_codes"] == [0]

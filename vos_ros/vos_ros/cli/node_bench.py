@@ -44,6 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--short-side", type=int, default=0, help="network short side; 0: the config's own")
     parser.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N (default cpu)")
     parser.add_argument(
+        "--image-transport",
+        choices=("raw", "compressed"),
+        default="raw",
+        help="publish sensor_msgs/Image (raw, default) or JPEG CompressedImage on <image>/compressed to a node "
+        "with image_transport:=compressed",
+    )
+    parser.add_argument(
         "--churn", type=float, default=0.0, help="remove or re-add an object every this many seconds (default 0: off)"
     )
     parser.add_argument("--rss-interval", type=_positive, default=0.05, help="seconds between RSS samples (0.05)")
@@ -148,6 +155,7 @@ def _stream_options(args) -> dict:
         "short_side": args.short_side,
         "device": args.device,
         "node_args": tuple(args.node_args),
+        "image_transport": args.image_transport,
     }
 
 

@@ -288,7 +288,7 @@ class CameraChannel:
         if event.jump is not None or event.new_frame_id is not None:
             self.on_stream_event(event, topic)
         frame = Frame(header=msg.header, rgb=rgb, stamp_ns=stamp, delay_ms=delay_ms, epoch=self.stream.epoch)
-        self.recent.add(frame)
+        self.recent.add(frame, msg, decode)
         self.slot.put(frame)
 
     def on_depth(self, msg: Image) -> None:

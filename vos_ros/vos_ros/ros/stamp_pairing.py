@@ -62,6 +62,11 @@ class StampBuffer(Generic[T]):
         with self._lock:
             return self._items[-1][1] if self._items else None
 
+    def items(self) -> list[T]:
+        """The buffered items, oldest first."""
+        with self._lock:
+            return [item for _, item in self._items]
+
     def stamps(self) -> list[int]:
         """The buffered stamps, oldest first."""
         with self._lock:

@@ -20,17 +20,23 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
-from std_msgs.msg import Header
 
 from vos_ros.ros.client import VosClient
-from vos_ros.ros.convert import rgb_to_image
 from vos_ros.ros.domains import free_domain_id
 from vos_ros.ros.process import NodeProcess, node_ros_args
 from vos_ros.ros.stats import percentiles
 from vos_ros.synthetic import make_clip
-from vos_ros.tools.node_bench import StreamOptions, _initialise, _publish, _status_mb, rss_mb
+from vos_ros.tools.node_bench import (
+    StreamOptions,
+    _initialise,
+    _publish,
+    _status_mb,
+    image_publisher_options,
+    node_parameters,
+    rss_mb,
+    stream_frames,
+)
 
 NAMESPACE = "/vos_bench"
 RSS_INTERVAL_S = 0.2
@@ -61,7 +67,7 @@ def run_cameras(options: CamerasBenchOptions, count: int, separate: bool, progre
     """One run: ``count`` cameras in one node (or in ``count`` separate nodes); returns its figures."""
     names = camera_names(count)
     domain = free_domain_id()
-    parameters = {"config": options.config, "short_side": options.short_side, "device": options.device}
+    parameters = node_parameters(options)
     scratch = Path(tempfile.mkdtemp(prefix="vos_cameras_bench_"))
     processes: list[NodeProcess] = []
     clients: list[VosClient] = []
@@ -92,15 +98,14 @@ def run_cameras(options: CamerasBenchOptions, count: int, separate: bool, progre
                 node,
                 domain_id=domain,
                 process=processes[index if separate else 0],
-                image_topic=f"{NAMESPACE}/{name}/image",
-                image_qos=qos_profile_sensor_data,
                 camera=camera,
+                **image_publisher_options(options, f"{NAMESPACE}/{name}/image"),
             )
             clients.append(client)
             client.labels = client.subscribe(client.topic("labels"), Image, raw=True, keep=False)
             if separate or index == 0:
                 diagnostics.append(client.subscribe_diagnostics())
-        frames = [[rgb_to_image(rgb, Header(frame_id=name)) for rgb in clip.frames] for name, clip in zip(names, clips)]
+        frames = [stream_frames(options, clip.frames, name) for name, clip in zip(names, clips)]
         for client, camera_frames, clip in zip(clients, frames, clips):
             _initialise(client, camera_frames[0], clip.labels[0])
         progress(

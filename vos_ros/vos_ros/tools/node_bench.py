@@ -20,10 +20,11 @@ from pathlib import Path
 
 import numpy as np
 from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from vos_ros.ros.client import ClientError, DiagnosticSample, VosClient
+from vos_ros.ros.compressed import rgb_to_compressed
 from vos_ros.ros.convert import labels_to_image, rgb_to_image
 from vos_ros.ros.domains import free_domain_id
 from vos_ros.ros.process import NodeProcess, node_ros_args
@@ -50,6 +51,34 @@ class StreamOptions:
     short_side: int = 0
     device: str = "cpu"
     node_args: tuple[str, ...] = ()
+    image_transport: str = "raw"  # or "compressed": JPEG frames on <image>/compressed
+
+
+def stream_frames(options: StreamOptions, rgbs, frame_id: str) -> list:
+    """The clip's frames as the messages the benchmark publishes: Image, or JPEG CompressedImage."""
+    header = Header(frame_id=frame_id)
+    if options.image_transport == "compressed":
+        return [rgb_to_compressed(rgb, header) for rgb in rgbs]
+    return [rgb_to_image(rgb, header) for rgb in rgbs]
+
+
+def node_parameters(options: StreamOptions) -> dict:
+    """The node's parameters for the stream (config, scale, device, image transport)."""
+    parameters = {"config": options.config, "short_side": options.short_side, "device": options.device}
+    if options.image_transport != "raw":
+        parameters["image_transport"] = options.image_transport
+    return parameters
+
+
+def image_publisher_options(options: StreamOptions, image_topic: str) -> dict:
+    """VosClient's image publisher for the stream: topic, message type and QoS."""
+    if options.image_transport == "compressed":
+        return {
+            "image_topic": image_topic + "/compressed",
+            "image_type": CompressedImage,
+            "image_qos": qos_profile_sensor_data,
+        }
+    return {"image_topic": image_topic, "image_qos": qos_profile_sensor_data}
 
 
 @dataclass
@@ -226,14 +255,9 @@ def _diagnostic_means(diagnostics: list[DiagnosticSample], since: float) -> dict
 def run_node_bench(options: BenchOptions, progress=print) -> dict:
     """Run the benchmark; returns the figures (also suitable for JSON)."""
     clip = make_clip(num_objects=options.objects, num_frames=60, size=(options.height, options.width), seed=0)
-    frames = [rgb_to_image(rgb, Header(frame_id="camera")) for rgb in clip.frames]
+    frames = stream_frames(options, clip.frames, "camera")
     domain = free_domain_id()
-    ros_args = node_ros_args(
-        NODE,
-        IMAGE_TOPIC,
-        {"config": options.config, "short_side": options.short_side, "device": options.device},
-        options.node_args,
-    )
+    ros_args = node_ros_args(NODE, IMAGE_TOPIC, node_parameters(options), options.node_args)
     log = Path(tempfile.mkdtemp(prefix="vos_node_bench_")) / "vos_node.log"
     process = NodeProcess(ros_args, log, domain_id=domain)
     profile = process.env.get("FASTRTPS_DEFAULT_PROFILES_FILE")
@@ -244,9 +268,7 @@ def run_node_bench(options: BenchOptions, progress=print) -> dict:
     memory = MemorySampler(process.pid, options.rss_interval, options.window)
     churn = None
     try:
-        client = VosClient(
-            NODE, domain_id=domain, process=process, image_topic=IMAGE_TOPIC, image_qos=qos_profile_sensor_data
-        )
+        client = VosClient(NODE, domain_id=domain, process=process, **image_publisher_options(options, IMAGE_TOPIC))
         client.labels = client.subscribe(client.topic("labels"), Image, raw=True, keep=False)
         diagnostics = client.subscribe_diagnostics()
         _initialise(client, frames[0], clip.labels[0])
