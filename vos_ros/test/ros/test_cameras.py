@@ -205,6 +205,10 @@ def test_frames_waiting_on_two_cameras_go_through_one_batched_step(
         assert values["cameras"] == "front,rear"
         assert values["front/frames_processed"] == 3 and values["rear/frames_processed"] == 2
         assert values["front/objects_tracked"] == 2 and values["rear/objects_tracked"] == 3
+        kept = [front.recent.nbytes() / 1e6, rear.recent.nbytes() / 1e6]
+        assert kept[0] > 0 and kept[1] > 0, "the recent frames of the stamp lookups are reported"
+        assert [values["front/frame_buffer_mb"], values["rear/frame_buffer_mb"]] == kept
+        assert node.snapshot().frame_buffer_mb == pytest.approx(sum(kept))
     finally:
         node.destroy_node()
 

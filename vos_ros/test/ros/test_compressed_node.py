@@ -91,6 +91,16 @@ def test_jpeg_and_png_frames_are_tracked_with_their_headers(node, clip):
         assert np.mean(values) >= MIN_IOU, (k, values)
 
 
+def test_recent_frames_are_kept_compressed(node, clip):
+    """The frames kept for stamp lookups are the JPEG messages (about 31 kB here), not 130 kB of pixels each."""
+    raw_mb = HEIGHT * WIDTH * 3 / 1e6
+    for index in range(32):  # more than frame_buffer_size (30): every kept frame is one of these
+        send(node, clip.frames[index], "jpeg")
+    values = node.latest_diagnostics(after=time.monotonic() + 0.3)
+    kept_mb = float(values["frame_buffer_mb"])
+    assert 30 * 0.02 < kept_mb < 30 * 0.05 < 30 * raw_mb, (kept_mb, 30 * raw_mb)
+
+
 def test_bad_compressed_data_is_dropped_with_a_warning(node, clip):
     stream = encode_rgb(clip.frames[10], "jpeg", 90)
     bad = [

@@ -64,6 +64,7 @@ CAMERA_DIAGNOSTIC_KEYS = (
     "seconds_since_input",
     "objects_tracked",
     "objects_visible",
+    "frame_buffer_mb",
 )
 
 
@@ -540,6 +541,7 @@ class CameraChannel:
             "seconds_since_input": time.monotonic() - self.last_input,
             "objects_tracked": self.objects_tracked,
             "objects_visible": self.objects_visible,
+            "frame_buffer_mb": self.recent.nbytes() / 1e6,
         }
 
 

@@ -39,6 +39,7 @@ class Snapshot:
     time_jumps: int = 0  # image stamps or /clock jumped (backwards, or forwards past max_forward_jump), since start
     resolution_changes: int = 0  # the input image size changed mid-stream, since start
     quietest_camera: str = ""  # with several cameras: the one whose last image is oldest (input ages are its)
+    frame_buffer_mb: float = 0.0  # what the recent frames of the stamp lookups hold (pixels or kept messages), MB
 
 
 @dataclass(frozen=True)

@@ -549,6 +549,7 @@ class VosNode(LifecycleNode):
             time_jumps=total("time_jumps"),
             resolution_changes=total("resolution_changes"),
             quietest_camera=quietest.name if quietest is not None and len(channels) > 1 else "",
+            frame_buffer_mb=sum(c.recent.nbytes() for c in channels) / 1e6,
         )
 
     def camera_values(self) -> list[tuple[str, object]]:
