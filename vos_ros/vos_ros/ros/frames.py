@@ -1,8 +1,9 @@
 """Frame hand-over between the image callback and the inference worker (no rclpy).
 
 ``RecentFrames`` keeps the last few frames so that a mask can be applied to the frame it was drawn
-on (each as it arrived when that is smaller than its pixels: a JPEG, a mono or Bayer image); ``NewestFrameSlot`` gives the worker always the newest frame, counting the
-frames that a newer one replaced before inference reached them. ``FrameBoard`` holds one slot per
+on (each as it arrived when that is smaller than its pixels: a JPEG, a mono or Bayer image);
+``NewestFrameSlot`` gives the worker always the newest frame, counting the frames that a newer one
+replaced before inference reached them. ``FrameBoard`` holds one slot per
 camera and hands the worker the frames of every camera that has one waiting, at once (a batch), without
 ever waiting for a camera that has none.
 """
@@ -42,8 +43,8 @@ class RecentFrames:
 
     A frame whose message is smaller than its RGB pixels (a JPEG or PNG stream, mono, Bayer, YUV and
     16-bit mono images) is kept as that message and decoded again when it is looked up: the same
-    pixels (decoding is deterministic) in a fraction of the memory. A 640x480 JPEG takes about 80 kB
-    instead of 900 kB, so 30 frames of a compressed camera hold some 2.4 MB instead of 27.
+    pixels (decoding is deterministic) in a fraction of the memory. A 640x480 JPEG takes some 80-90 kB
+    instead of 920 kB, so 30 frames of a compressed camera hold about 2.5 MB instead of 27.6.
     """
 
     def __init__(self, capacity: int):
