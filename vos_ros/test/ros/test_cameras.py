@@ -170,14 +170,18 @@ def _start_two_cameras(node, frames: int) -> dict:
 
 
 def _one_round_of_both(node, clips) -> None:
-    """Front frames 1 and 2 and rear frame 1, arranged so that front 2 and rear 1 wait for the same round
-    (the worker takes front 1 alone and waits on the cameras' locks while the other two arrive)."""
+    """Front frames 1 and 2 and rear frame 1, arranged so that front 2 and rear 1 wait for the same round:
+    front 1 is processed first; then both cameras are busy (their locks held, as by services) while front 2
+    and rear 1 arrive, so the worker hands both back to their slots together until the locks are free."""
     front, rear = node.camera("front"), node.camera("rear")
+    node.receive_image(rgb_to_image(clips["front"].frames[1], make_header(2_000_000_000)), "front")
+    assert wait_for(lambda: front.count("frames_processed") >= 2)
     with front.lock, rear.lock:
-        node.receive_image(rgb_to_image(clips["front"].frames[1], make_header(2_000_000_000)), "front")
-        assert wait_for(lambda: front.slot._frame is None), "the worker took the front frame and waits"
         node.receive_image(rgb_to_image(clips["front"].frames[2], make_header(3_000_000_000)), "front")
+        deferred = rear.count("frames_deferred")
         node.receive_image(rgb_to_image(clips["rear"].frames[1], make_header(3_000_000_001)), "rear")
+        # the worker takes every waiting frame at once, so once it has handed rear 1 back it holds both
+        assert wait_for(lambda: rear.count("frames_deferred") > deferred), "busy cameras are handed back"
     assert wait_for(lambda: front.count("frames_processed") >= 3 and rear.count("frames_processed") >= 2)
 
 
@@ -252,11 +256,35 @@ def test_a_rounds_frames_step_on_parallel_threads_on_a_cpu(
         node.destroy_node()
 
 
+def test_a_camera_busy_with_a_service_never_stalls_the_other(context, matching_network):
+    """While a service holds the front camera (its lock, as a mask or prompt does), the rear camera's frames
+    are processed; the front frame that waited is processed once the service is done, and a newer front
+    frame replaces it while it waits (newest frame wins)."""
+    node = make_node(context, matching_network, cameras=["front", "rear"], short_side=96)
+    try:
+        clips = _start_two_cameras(node, frames=5)
+        front, rear = node.camera("front"), node.camera("rear")
+        with front.lock:
+            node.receive_image(rgb_to_image(clips["front"].frames[1], make_header(5_000_000_000)), "front")
+            for t in range(1, 4):
+                node.receive_image(rgb_to_image(clips["rear"].frames[t], make_header((5 + t) * 1_000_000_000)), "rear")
+                assert wait_for(lambda t=t: rear.count("frames_processed") >= 1 + t), f"rear frame {t} waited"
+            assert front.count("frames_processed") == 1 and front.count("frames_deferred") >= 1
+            node.receive_image(rgb_to_image(clips["front"].frames[2], make_header(9_000_000_000)), "front")
+        assert wait_for(lambda: front.count("frames_processed") >= 2)
+        assert front.count("frames_processed") == 2, "the older front frame was replaced while it waited"
+        assert front.slot.dropped >= 1 and rear.objects_tracked == 3 and front.objects_tracked == 2
+    finally:
+        node.destroy_node()
+
+
 def test_a_camera_without_frames_never_delays_the_other(context, matching_network):
     node = make_node(context, matching_network, cameras=["front", "rear"], short_side=96)
     try:
         clip = make_clip(2, 6, SIZE, seed=3)
         give_objects(node, clip, camera="front")
+        # the mask's frame first (the worker may have held it while the service ran: a newer one would win)
+        assert wait_for(lambda: node.camera("front").count("frames_processed") >= 1)
         for t in range(1, 6):  # the rear camera never sends a frame
             node.receive_image(rgb_to_image(clip.frames[t], make_header((1 + t) * 1_000_000_000)), camera="front")
             assert wait_for(lambda t=t: node.camera("front").count("frames_processed") >= t + 1)

@@ -126,6 +126,18 @@ class NewestFrameSlot:
             self._cond.notify_all()
             return replaced
 
+    def restore(self, frame: Frame) -> None:
+        """Hand back a taken frame that could not be processed yet; a newer frame waiting wins (``frame`` then
+        counts as dropped)."""
+        with self._cond:
+            if self._closed:
+                return
+            if self._frame is None:
+                self._frame = frame
+                self._cond.notify_all()
+            else:
+                self._dropped += 1
+
     def take(self, timeout: float | None = None) -> Frame | None:
         """The waiting frame (removing it), or None after ``timeout`` seconds or once closed."""
         with self._cond:

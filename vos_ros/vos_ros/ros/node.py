@@ -67,6 +67,7 @@ OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=Re
 STATS_SPAN_S = 5.0
 FRESH_FRAME_MARGIN = 0.25  # of an input period: how late the next frame may be when waiting for it
 WORKER_JOIN_TIMEOUT_S = 30.0
+BUSY_CAMERA_POLL_S = 0.005  # with several cameras: how soon the worker looks again when every waiting camera is busy
 
 
 def inference_threads(requested: int) -> int:
@@ -457,13 +458,27 @@ class VosNode(LifecycleNode):
 
     def _process(self, batch: list[tuple[CameraChannel, Frame]]) -> None:
         """One batch: each camera's checks under its lock, one batched step of the frames that need the
-        network, then each camera's outputs (outside the locks)."""
+        network, then each camera's outputs (outside the locks).
+
+        With several cameras, a camera whose lock a service holds (a mask being encoded, a prompt) is not
+        waited for: its frame goes back to its slot (a newer one wins) and the other cameras go on; when
+        every camera of the batch is busy the worker looks again after ``BUSY_CAMERA_POLL_S``. One camera
+        waits for its lock, as there is nothing else to do."""
         outputs = []
+        deferred = []
         with contextlib.ExitStack() as locks:
-            for channel, _ in batch:  # always in camera order: services take one lock at a time
-                locks.enter_context(channel.lock)
+            ready = []
+            for channel, frame in batch:  # in camera order; services take one lock at a time
+                if len(self._channels) == 1:
+                    locks.enter_context(channel.lock)
+                elif not channel.lock.acquire(blocking=False):
+                    deferred.append((channel, frame))
+                    continue
+                else:
+                    locks.callback(channel.lock.release)
+                ready.append((channel, frame))
             stepping = []
-            for channel, frame in batch:
+            for channel, frame in ready:
                 verdict = channel.prepare(frame)
                 if verdict == "empty":
                     outputs.append((channel, frame, None))
@@ -474,6 +489,11 @@ class VosNode(LifecycleNode):
                     outputs.append((channel, frame, result))
         for channel, frame, result in sorted(outputs, key=lambda item: item[0].index):
             channel.publish(frame, result)
+        for channel, frame in deferred:
+            channel.counters.add("frames_deferred")
+            channel.slot.restore(frame)
+        if deferred and len(deferred) == len(batch):
+            time.sleep(BUSY_CAMERA_POLL_S)
 
     def _step(self, stepping: list[tuple[CameraChannel, Frame]]) -> list:
         """The sessions' results (or VosError) for the frames the cameras had waiting: in batches of at most
