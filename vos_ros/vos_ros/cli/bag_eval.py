@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from vos_ros.bags.bagfiles import BagError
 from vos_ros.bags.clip_bag import GROUND_TRUTH_TOPIC
 from vos_ros.bags.scoring import score_bags, score_lines, score_report
+from vos_ros.cli.reports import write_json
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,8 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print("\n".join(score_lines(score)))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(score_report(score), indent=2) + "\n")
+        write_json(args.json, score_report(score))
     return 0
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import warnings
@@ -12,6 +11,7 @@ from pathlib import Path
 import torch
 
 from vos_ros.cli.arguments import add_backend_arguments, image_size
+from vos_ros.cli.reports import write_json
 from vos_ros.eval.speed import measure_ms_per_frame, profile_stages
 from vos_ros.model import DEFAULT_CONFIG, build_network
 from vos_ros.model.backends import make_backend
@@ -122,8 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         _print_profile(profiles)
         report["profile"] = {str(k): v for k, v in profiles.items()}
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        write_json(args.json, report)
     if args.plot:
         _plot(results, f"vos_ros {name}, {width}x{height}, {network.device}", args.plot)
     return 0

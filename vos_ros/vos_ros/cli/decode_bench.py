@@ -4,7 +4,6 @@ PNG CompressedImage) and to encode the ~/overlay/compressed JPEG, at one image s
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -16,6 +15,7 @@ import cv2
 import numpy as np
 
 from vos_ros.cli.arguments import image_size
+from vos_ros.cli.reports import write_json
 from vos_ros.ros.compressed import compressed_format, compressed_to_rgb, encode_rgb
 from vos_ros.ros.convert import image_to_rgb, rgb_to_image
 from vos_ros.ros.stamps import make_header
@@ -121,7 +121,6 @@ def main(argv: list[str] | None = None) -> int:
         f"{cv2.getNumThreads()}"
     )
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
         report = {
             "size": [width, height],
             "jpeg_quality": args.jpeg_quality,
@@ -135,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             "jpeg_added_ms": jpeg_extra,
             "results": results,
         }
-        args.json.write_text(json.dumps(report, indent=2))
+        write_json(args.json, report)
     return 0
 
 

@@ -7,7 +7,6 @@ moving over a textured background, exact ground truth), so the demo needs no dow
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ from vos_ros.bags.clip_bag import write_clip_bag
 from vos_ros.bags.replay import ReplayError, ReplayOptions, replay
 from vos_ros.bags.video import write_topic_video
 from vos_ros.cli.arguments import image_size
+from vos_ros.cli.reports import write_json
 from vos_ros.ros.client import node_topic
 from vos_ros.synthetic import make_clip
 
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     except (BagError, ReplayError) as err:
         print(f"vos-ros-demo: error: {err}", file=sys.stderr)
         return 1
-    (out / REPORT).write_text(json.dumps(result.report(), indent=2) + "\n")
+    write_json(out / REPORT, result.report())
     print("\n".join(result.lines()))
     print(f"video {out / VIDEO} ({frames} frames), recorded bag {out / RECORDED_BAG}, figures {out / REPORT}")
     return 0 if result.dropped == 0 else 1

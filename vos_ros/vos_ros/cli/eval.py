@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
 from vos_ros.cli.arguments import add_backend_arguments, add_refine_argument
+from vos_ros.cli.reports import write_json
 from vos_ros.engine.errors import VosError
 from vos_ros.engine.fragments import FragmentFilter
 from vos_ros.engine.prompts import shared_prompt_model
@@ -116,9 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         **report,
     }
     if args.json:
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report, indent=2) + "\n")
+        write_json(args.json, report)
     print(format_table(report))
     return 0
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import warnings
 from pathlib import Path
@@ -12,6 +11,7 @@ import numpy as np
 import torch
 
 from vos_ros.cli.arguments import image_size
+from vos_ros.cli.reports import write_json
 from vos_ros.engine.session import Session
 from vos_ros.model import DEFAULT_CONFIG, build_network
 from vos_ros.model.backends import (
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as error:
         print(f"vos-ros-export: error: {error}", file=sys.stderr)
         return 2
-    (out / "graphs.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_json(out / "graphs.json", report)
     for kind, graph in report["graphs"].items():
         print(f"{kind:<8} {out / graph['file']}")
         for direction in ("inputs", "outputs"):

@@ -8,12 +8,12 @@ of one node against N processes)."""
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
 
 from vos_ros.cli.arguments import image_size
+from vos_ros.cli.reports import write_json
 
 
 def _positive(text: str) -> float:
@@ -137,8 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(result['churn']['failures'])} failures" + (f"; plot {result['plot']}" if "plot" in result else "")
     )
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
+        write_json(args.json, result)
     return 0
 
 
@@ -191,8 +190,7 @@ def _cameras(args) -> int:
     for key, value in result["ratios"].items():
         print(f"{key}: {value:.2f}")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
+        write_json(args.json, result)
     return 0
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from vos_ros.bags.bagfiles import STORAGES, BagError
 from vos_ros.bags.clip_bag import GROUND_TRUTH_TOPIC, IMAGE_TOPIC, INITIAL_MASK_TOPIC
 from vos_ros.bags.replay import ReplayError, ReplayOptions, replay
+from vos_ros.cli.reports import write_json
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,8 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     print("\n".join(result.lines()))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result.report(), indent=2) + "\n")
+        write_json(args.json, result.report())
     if args.rate == 0 and result.dropped:
         print(f"vos-ros-replay: error: {result.dropped} frame(s) got no labels at rate 0", file=sys.stderr)
         return 1

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from vos_ros.cli.arguments import image_size
+from vos_ros.cli.reports import write_json
 from vos_ros.engine.errors import VosError
 from vos_ros.eval.davis import DavisDataset, DavisError
 from vos_ros.eval.runner import evaluate, format_table
@@ -267,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
                 "device": str(network.device),
                 **report,
             }
-            (Path(args.out) / f"eval_{Path(args.eval_split).stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+            write_json(Path(args.out) / f"eval_{Path(args.eval_split).stem}.json", report)
             print(format_table(report))
         finished = True
     except (DavisError, VosError, ValueError, OSError) as error:
