@@ -1,5 +1,6 @@
 """The pretrained backbone: strict checkpoint load, feature strides, TF-style padding."""
 
+import pytest
 import torch
 
 from vos_ros.model.backbone import Backbone, EfficientNetLite0, SameConv2d, imagenet_checkpoint_path
@@ -33,3 +34,20 @@ def test_pretrained_backbone_differs_from_random_init():
     pretrained = Backbone(pretrained=True)
     random = Backbone(pretrained=False)
     assert not torch.equal(pretrained._conv_stem.weight, random._conv_stem.weight)
+
+
+def test_stride16_from_stride8_is_the_forward_pass_with_gradients_only_in_the_last_blocks():
+    torch.manual_seed(0)
+    backbone = Backbone(pretrained=False).eval()
+    rgb = torch.rand(1, 3, 70, 90)
+    with torch.no_grad():
+        features = backbone(rgb)
+        again = backbone.stride16_from_stride8(features[8])
+    torch.testing.assert_close(again, features[16])
+    stride16 = backbone.stride16_from_stride8(features[8], trainable=2)
+    stride16.sum().backward()
+    blocks = list(backbone._blocks)
+    assert all(p.grad is not None for block in blocks[-2:] for p in block.parameters())
+    assert all(p.grad is None for block in blocks[:-2] for p in block.parameters())
+    with pytest.raises(ValueError, match="trainable"):
+        backbone.stride16_from_stride8(features[8], trainable=7)

@@ -3,10 +3,23 @@
 import json
 
 import numpy as np
+import pytest
 import torch
+from static_photos import write_static_folder
 
-from vos_ros.model.prompt import load_prompt_head
-from vos_ros.train.prompts import IGNORE, CachedImage, jitter_box, mask_box, sample_objects, train_prompt_head
+from vos_ros.cli.train_prompts import main as train_prompts_main
+from vos_ros.model.backbone import Backbone
+from vos_ros.model.factory import build_network
+from vos_ros.model.prompt import load_prompt_backbone, load_prompt_head
+from vos_ros.train.prompts import (
+    IGNORE,
+    CachedImage,
+    build_feature_cache,
+    jitter_box,
+    mask_box,
+    sample_objects,
+    train_prompt_head,
+)
 
 
 def two_parts():
@@ -60,17 +73,24 @@ def test_labelled_composites_give_one_object_per_instance():
             assert len(np.unique(labels[target == k])) == 1
 
 
-def test_training_lowers_the_loss_and_writes_strict_small_weights(tmp_path):
-    torch.manual_seed(0)
+def toy_cache(count: int = 3) -> list[CachedImage]:
+    """Made-up cached features of 64x96 images with one box-shaped object, visible at stride 4 and 8."""
     rng = np.random.default_rng(0)
     cache = []
-    for index in range(3):
+    for index in range(count):
         mask = np.zeros((64, 96), bool)
         y, x = rng.integers(5, 30), rng.integers(5, 50)
         mask[y : y + 25, x : x + 35] = True
         features = {4: torch.zeros(1, 24, 16, 24), 8: torch.zeros(1, 40, 8, 12), 16: torch.zeros(1, 112, 4, 6)}
         features[4][:, :, y // 4 : (y + 25) // 4, x // 4 : (x + 35) // 4] = 1.0  # the object is visible in the features
+        features[8][:, :, y // 8 : (y + 25) // 8, x // 8 : (x + 35) // 8] = 1.0
         cache.append(CachedImage({k: v.half() for k, v in features.items()}, mask, f"toy/{index}"))
+    return cache
+
+
+def test_training_lowers_the_loss_and_writes_strict_small_weights(tmp_path):
+    torch.manual_seed(0)
+    cache = toy_cache()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny tensors: a second thread only costs synchronisation
     try:
@@ -86,3 +106,49 @@ def test_training_lowers_the_loss_and_writes_strict_small_weights(tmp_path):
     head_bytes = sum(v.numel() * v.element_size() for v in saved["state_dict"].values())
     assert head_bytes < 1_000_000  # the head in fp16; the file also keeps the backbone it was trained on
     assert saved["backbone_state_dict"] and (tmp_path / "prompt.pt").stat().st_size < 4 * 1024 * 1024
+
+
+def test_tuned_backbone_blocks_train_and_are_saved_with_the_head(tmp_path):
+    torch.manual_seed(0)
+    backbone = Backbone(pretrained=False).eval()
+    before = {key: value.clone() for key, value in backbone.state_dict().items()}
+    train_prompt_head(
+        toy_cache(), tmp_path, steps=3, batch_size=1, backbone=backbone, tune_backbone_blocks=2, log=lambda _: None
+    )
+    after = load_prompt_backbone(tmp_path / "prompt.pt").state_dict()
+    changed = {key for key in before if not torch.equal(before[key], after[key])}
+    last = backbone.num_blocks - 1
+    assert changed, "the tuned blocks did not train"
+    assert all(key.startswith((f"_blocks.{last}.", f"_blocks.{last - 1}.")) for key in changed), sorted(changed)
+    with pytest.raises(ValueError, match="tune_backbone_blocks"):
+        train_prompt_head(toy_cache(1), tmp_path, steps=1, backbone=backbone, tune_backbone_blocks=7)
+
+
+def test_a_feature_cache_is_read_back_only_with_the_backbone_that_computed_it(tmp_path):
+    static = write_static_folder(tmp_path / "static")
+    torch.manual_seed(0)
+    one, other = Backbone(pretrained=False), Backbone(pretrained=False)
+    quiet = {"static_root": static, "davis_root": None, "davis_split": "fit", "log": lambda _: None}
+    items = build_feature_cache(path=tmp_path / "cache.pt", backbone=one, **quiet)
+    assert len(items) == 5
+    again = build_feature_cache(path=tmp_path / "cache.pt", backbone=one, **quiet)
+    assert torch.equal(again[0].features[8], items[0].features[8])
+    with pytest.raises(ValueError, match="another backbone"):
+        build_feature_cache(path=tmp_path / "cache.pt", backbone=other, **quiet)
+
+
+def test_train_prompts_cli_tunes_the_last_block_and_refuses_a_cache_of_another_backbone(tmp_path, capsys):
+    static = write_static_folder(tmp_path / "static")
+    common = ["--static", str(static), "--cache", str(tmp_path / "cache.pt"), "--batch-size", "1", "--threads", "1"]
+    out = tmp_path / "tuned"
+    assert train_prompts_main([*common, "--out", str(out), "--steps", "2", "--tune-backbone-blocks", "1"]) == 0
+    full = build_network("full", device="cpu").backbone.state_dict()
+    tuned = load_prompt_backbone(out / "prompt.pt").state_dict()
+    changed = {key for key in full if not torch.equal(full[key], tuned[key])}
+    last = len(Backbone(pretrained=False)._blocks) - 1
+    assert changed and all(key.startswith(f"_blocks.{last}.") for key in changed)
+    # Continuing from the tuned head reads its backbone, whose stride-16 features the cache does not hold.
+    assert train_prompts_main([*common, "--out", str(tmp_path / "again"), "--init", str(out / "prompt.pt")]) == 2
+    assert "another backbone" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train_prompts_main([*common, "--out", str(tmp_path / "x"), "--tune-backbone-blocks", "7"])

@@ -1,4 +1,4 @@
-"""vos-ros-train-prompts: train the prompt head (boxes/clicks -> masks) on frozen backbone features."""
+"""vos-ros-train-prompts: train the prompt head (boxes/clicks -> masks) on cached backbone features."""
 
 from __future__ import annotations
 
@@ -8,16 +8,18 @@ from pathlib import Path
 
 import torch
 
-from vos_ros.train.prompts import build_feature_cache, train_prompt_head
+from vos_ros.model.backbone import STRIDE16_BLOCKS
+from vos_ros.train.prompts import build_feature_cache, train_prompt_head, training_backbone
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vos-ros-train-prompts",
         description=(
-            "Train the prompt head on the frozen backbone of the 'full' network: features of every "
-            "training image are computed once into --cache, then the head trains on simulated box and "
-            "click prompts. Writes train_log.jsonl and prompt.pt (fp16 weights) to --out."
+            "Train the prompt head on the backbone of the 'full' network (or the one stored with --init): "
+            "features of every training image are computed once into --cache, then the head (and, with "
+            "--tune-backbone-blocks, the backbone's last blocks) trains on simulated box and click prompts. "
+            "Writes train_log.jsonl and prompt.pt (the head's fp16 weights and its backbone) to --out."
         ),
     )
     parser.add_argument("--static", help="folder of image/mask sets (each <set>/list.txt, images/, masks/)")
@@ -53,6 +55,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--width", type=int, default=48, help="channels of a fresh head (default 48; its skip path gets half)"
     )
+    parser.add_argument(
+        "--tune-backbone-blocks",
+        type=int,
+        default=0,
+        choices=range(STRIDE16_BLOCKS + 1),
+        metavar=f"0..{STRIDE16_BLOCKS}",
+        help=f"also train the backbone's last N blocks (the {STRIDE16_BLOCKS} at stride 16 at most; default 0)",
+    )
+    parser.add_argument(
+        "--backbone-lr-scale", type=float, default=0.1, help="learning rate of tuned blocks, times --lr (0.1)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     return parser
@@ -69,6 +82,15 @@ def main(argv: list[str] | None = None) -> int:
     def log(text: str) -> None:
         print(text, flush=True)
 
+    try:
+        return _train(args, log)
+    except ValueError as error:  # unreadable --init, a cache of another backbone
+        print(f"vos-ros-train-prompts: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _train(args: argparse.Namespace, log) -> int:
+    backbone = training_backbone(args.init)  # the caches' and the head's: the one stored with --init, if any
     cache = []
     for path in args.cache:
         cache += build_feature_cache(
@@ -80,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             davis_every=args.davis_every,
             composites=args.composites,
             composite_seed=args.seed,
+            backbone=backbone,
             log=log,
         )
     if args.steps == 0:
@@ -94,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
         init=args.init,
         stop_at=args.stop_at,
         width=args.width,
+        backbone=backbone,
+        tune_backbone_blocks=args.tune_backbone_blocks,
+        backbone_lr_scale=args.backbone_lr_scale,
         log=log,
     )
     log(f"weights: {Path(args.out) / 'prompt.pt'}")

@@ -31,6 +31,8 @@ LITE0_STAGES = (
 )
 # Index of the last block of each output stride we use, and its channel count.
 FEATURE_BLOCKS = {4: (2, 24), 8: (4, 40), 16: (10, 112)}
+# The blocks between the stride-8 and the stride-16 features (what training on cached stride-8 features can tune).
+STRIDE16_BLOCKS = FEATURE_BLOCKS[16][0] - FEATURE_BLOCKS[8][0]
 
 
 class SameConv2d(nn.Conv2d):
@@ -199,6 +201,21 @@ class Backbone(nn.Module):
     def last_blocks(self, count: int) -> list[nn.Module]:
         """The last ``count`` MBConv blocks (none for 0)."""
         return list(self._blocks)[self.num_blocks - count :]
+
+    def stride16_from_stride8(self, stride8: torch.Tensor, trainable: int = 0) -> torch.Tensor:
+        """The stride-16 features computed from the stride-8 ones, as :meth:`forward` does, with autograd only
+        through the last ``trainable`` blocks: for training those blocks on cached stride-8 features."""
+        if not 0 <= trainable <= STRIDE16_BLOCKS:
+            raise ValueError(
+                f"trainable must be in [0, {STRIDE16_BLOCKS}] (the blocks after stride 8), got {trainable}"
+            )
+        first, last = FEATURE_BLOCKS[8][0] + 1, FEATURE_BLOCKS[16][0]
+        grad = torch.is_grad_enabled()
+        x = stride8
+        for index in range(first, last + 1):
+            with torch.set_grad_enabled(grad and index > last - trainable):
+                x = self._blocks[index](x)
+        return x
 
     def forward(self, rgb: torch.Tensor, frozen_blocks: int = 0) -> dict[int, torch.Tensor]:
         """Features by stride; the stem and the first ``frozen_blocks`` blocks run without autograd."""

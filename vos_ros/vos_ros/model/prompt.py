@@ -10,6 +10,7 @@ pixel goes to the background or to exactly one object.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,6 +161,20 @@ def _read_checkpoint(path: str | Path | None) -> dict:
     return checkpoint
 
 
+def load_prompt_backbone(path: str | Path | None = None) -> Backbone | None:
+    """The backbone stored with the prompt head at ``path`` (default: the shipped one), in eval mode on
+    the CPU; None for a checkpoint that stores none (it read the ``full`` network's)."""
+    return _backbone_from(_read_checkpoint(path))
+
+
+def _backbone_from(checkpoint: dict) -> Backbone | None:
+    if "backbone_state_dict" not in checkpoint:
+        return None
+    backbone = Backbone(pretrained=False)
+    backbone.load_state_dict(checkpoint["backbone_state_dict"], strict=True)
+    return backbone.eval()
+
+
 def _head_from(checkpoint: dict, device: str | torch.device) -> PromptHead:
     head = PromptHead(**checkpoint.get("arch", {}))
     head.load_state_dict({key: value.float() for key, value in checkpoint["state_dict"].items()}, strict=True)
@@ -170,6 +185,15 @@ def backbone_fingerprint(backbone: nn.Module) -> float:
     """A number that changes when any backbone weight does (to check the head's features match)."""
     with torch.no_grad():
         return float(sum(p.double().abs().sum() for p in backbone.state_dict().values() if p.is_floating_point()))
+
+
+def backbone_digest(backbone: nn.Module) -> str:
+    """The SHA-256 of every weight and buffer of ``backbone``: equal exactly when the backbones are."""
+    digest = hashlib.sha256()
+    for key, value in backbone.state_dict().items():
+        digest.update(key.encode())
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 class PromptModel:
@@ -209,8 +233,7 @@ def build_prompt_model(network=None, weights: str | Path | None = None) -> Promp
         backbone = network.backbone
         if expected is None or abs(backbone_fingerprint(backbone) - expected) <= 1e-6 * abs(expected):
             return PromptModel(head, backbone)
-    if "backbone_state_dict" in checkpoint:
-        backbone = Backbone(pretrained=False)
-        backbone.load_state_dict(checkpoint["backbone_state_dict"], strict=True)
-        return PromptModel(head, backbone.to(device).eval())
+    stored = _backbone_from(checkpoint)
+    if stored is not None:
+        return PromptModel(head, stored.to(device))
     return PromptModel(head, build_network(BACKBONE_CONFIG, device=device).backbone)

@@ -1,8 +1,9 @@
-"""Training the prompt head on cached frozen-backbone features.
+"""Training the prompt head on cached backbone features.
 
-The backbone of the ``full`` network is frozen, so its features are computed once per
-training image (``build_feature_cache``) and the small head trains on them
-(``train_prompt_head``). Prompts are simulated per object: boxes jittered as a detector's or
+The backbone (the ``full`` network's, or the one stored with the head training starts from) is
+frozen up to stride 8, so its features are computed once per training image
+(``build_feature_cache``) and the small head trains on them (``train_prompt_head``), optionally
+with the backbone's last blocks (stride 16), which run again on the cached stride-8 features. Prompts are simulated per object: boxes jittered as a detector's or
 a person's would be (grown, tight and noisy, shifted, partly cut), clicks as a person would
 place them (first near the object's centre, corrections on the object or on the background
 inside the box). Images whose mask has several large connected parts give multi-object
@@ -27,12 +28,15 @@ from PIL import Image
 
 from vos_ros.engine.session import to_network_input
 from vos_ros.eval.davis import DavisDataset
+from vos_ros.model.backbone import STRIDE16_BLOCKS, Backbone
 from vos_ros.model.factory import build_network
 from vos_ros.model.prompt import (
     BACKBONE_CONFIG,
     PROMPT_SHORT_SIDE,
     Prompt,
     PromptHead,
+    backbone_digest,
+    load_prompt_backbone,
     load_prompt_head,
     object_probabilities,
     save_prompt_head,
@@ -81,6 +85,13 @@ def _cache_one(backbone, image: np.ndarray, mask: np.ndarray, short_side: int, s
     return CachedImage({k: v.half().clone() for k, v in features.items()}, small, source)
 
 
+def training_backbone(init: str | Path | None = None) -> Backbone:
+    """The backbone a prompt head trains on: the one stored with the head ``init`` (when it stores one),
+    else the ``full`` network's; in eval mode (its batch-norm statistics stay as they are)."""
+    stored = load_prompt_backbone(init) if init is not None else None
+    return stored if stored is not None else build_network(BACKBONE_CONFIG, device="cpu").backbone.eval()
+
+
 def build_feature_cache(
     static_root: str | Path | None,
     davis_root: str | Path | None,
@@ -91,13 +102,21 @@ def build_feature_cache(
     davis_every: int = 10,
     composites: int = 0,
     composite_seed: int = 0,
+    backbone: Backbone | None = None,
     log=print,
 ) -> list[CachedImage]:
-    """Compute (or read back from ``path``) the frozen-backbone features of every training image."""
+    """Compute (or read back from ``path``) the ``backbone``'s features (default: the ``full`` network's) of
+    every training image. A cache read back must have been computed by the same backbone."""
     path = Path(path)
+    backbone = (backbone if backbone is not None else training_backbone()).eval()
+    digest = backbone_digest(backbone)
     if path.is_file():
-        return torch.load(path, weights_only=False)
-    backbone = build_network(BACKBONE_CONFIG, device="cpu").backbone.eval()
+        saved = torch.load(path, weights_only=False)
+        if isinstance(saved, list):  # written before caches recorded their backbone
+            return saved
+        if saved["backbone_sha256"] != digest:
+            raise ValueError(f"feature cache {path} was computed by another backbone than this run's")
+        return saved["items"]
     cache: list[CachedImage] = []
     started = time.perf_counter()
     if static_root is not None and static_every > 0:
@@ -115,7 +134,7 @@ def build_feature_cache(
             cache.append(_cache_one(backbone, image, labels, short_side, name))
     log(f"cached {len(cache)} images in {time.perf_counter() - started:.0f} s")
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(cache, path)
+    torch.save({"backbone_sha256": digest, "items": cache}, path)
     return cache
 
 
@@ -347,18 +366,35 @@ def train_prompt_head(
     init: str | Path | None = None,
     stop_at: int | None = None,
     width: int = 48,
+    backbone: Backbone | None = None,
+    tune_backbone_blocks: int = 0,
+    backbone_lr_scale: float = 0.1,
     log=print,
 ) -> PromptHead:
     """Train a head (fresh, or from the weights ``init``) for ``steps`` steps of ``batch_size`` images;
     checkpoints and log go to ``out``. ``stop_at`` ends the run after that many steps (the learning-rate
-    schedule still spans ``steps``). ``width`` sets a fresh head's channels (its skip path gets half)."""
+    schedule still spans ``steps``). ``width`` sets a fresh head's channels (its skip path gets half).
+
+    ``backbone`` (default :func:`training_backbone` of ``init``) must be the one that computed the cache;
+    it is saved with the head. ``tune_backbone_blocks`` of its last blocks (at most the 6 after stride 8)
+    train too, at ``backbone_lr_scale`` times the learning rate, on features recomputed from the
+    cached stride-8 ones."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     head = PromptHead(width, width // 2) if init is None else load_prompt_head(init).train()
-    backbone = build_network(BACKBONE_CONFIG, device="cpu").backbone
-    optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=1e-4)
+    backbone = (backbone if backbone is not None else training_backbone(init)).eval()
+    if not 0 <= tune_backbone_blocks <= STRIDE16_BLOCKS:
+        raise ValueError(f"tune_backbone_blocks must be in [0, {STRIDE16_BLOCKS}], got {tune_backbone_blocks}")
+    backbone.requires_grad_(False)
+    tuned = [p for block in backbone.last_blocks(tune_backbone_blocks) for p in block.parameters()]
+    for parameter in tuned:
+        parameter.requires_grad_(True)
+    groups = [{"params": list(head.parameters()), "lr": lr}]
+    if tuned:
+        groups.append({"params": tuned, "lr": lr * backbone_lr_scale})
+    optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: min(1.0, (step + 1) / 50) * 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps))
     )
@@ -375,12 +411,16 @@ def train_prompt_head(
                 if not item.mask.any():
                     continue
                 prompts, target = sample_objects(item.mask, rng)
-                shared = head.image_features(item.features)
+                features = item.features
+                if tuned:
+                    stride16 = backbone.stride16_from_stride8(features[8].float(), tune_backbone_blocks)
+                    features = {**features, 16: stride16}
+                shared = head.image_features(features)
                 logits = head(shared, prompts, item.mask.shape)
                 loss = prompt_loss(logits, torch.from_numpy(target)) / batch_size
                 loss.backward()
                 total += float(loss.detach())
-            torch.nn.utils.clip_grad_norm_(head.parameters(), 5.0)
+            torch.nn.utils.clip_grad_norm_([*head.parameters(), *tuned], 5.0)
             optimizer.step()
             schedule.step()
             if step % 25 == 0 or step == steps - 1:
