@@ -28,7 +28,7 @@ def test_the_cli_defaults_are_the_shipped_recipes():
     assert (full.static_fraction, full.stage1) == (0.2, "full-static")
     onestage = RECIPES["full-onestage"]
     assert onestage == replace(full, static_fraction=0.0, stage1="")
-    assert RECIPES["full-static"] == replace(onestage, static_fraction=1.0, steps=1000)
+    assert RECIPES["full-static"] == replace(onestage, static_fraction=1.0, steps=2000)
     assert RECIPES["fast"] == replace(onestage, config="fast", crop=(224, 384), jaccard_weight=0.0)
 
 
