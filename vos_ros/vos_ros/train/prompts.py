@@ -4,9 +4,9 @@ The backbone (the ``full`` network's, or the one stored with the head training s
 frozen up to stride 8, so its features are computed once per training image
 (``build_feature_cache``) and the small head trains on them (``train_prompt_head``), optionally
 with the backbone's last blocks (stride 16), which run again on the cached stride-8 features.
-Prompts are simulated per object: boxes jittered as a detector's or a person's would be (grown, tight and noisy, shifted, partly cut), clicks as a person would
-place them (first near the object's centre, corrections on the object or on the background
-inside the box). Images whose mask has several large connected parts give multi-object
+Prompts are simulated per object: boxes jittered as a detector's or a person's would be (grown,
+tight and noisy, shifted, partly cut), clicks as a person would place them (first near the
+object's centre, corrections on the object or on the background inside the box). Images whose mask has several large connected parts give multi-object
 samples (each part its own object, competing in the softmax) and "union box" samples (a box
 over two parts, a negative click on the one that is not the object).
 """
