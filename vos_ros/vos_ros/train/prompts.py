@@ -6,9 +6,10 @@ frozen up to stride 8, so its features are computed once per training image
 with the backbone's last blocks (stride 16), which run again on the cached stride-8 features.
 Prompts are simulated per object: boxes jittered as a detector's or a person's would be (grown,
 tight and noisy, shifted, partly cut), clicks as a person would place them (first near the
-object's centre, corrections on the object or on the background inside the box). Images whose mask has several large connected parts give multi-object
-samples (each part its own object, competing in the softmax) and "union box" samples (a box
-over two parts, a negative click on the one that is not the object).
+object's centre, corrections on the object or on the background inside the box). Images whose
+mask has several large connected parts give multi-object samples (each part its own object,
+competing in the softmax) and "union box" samples (a box over two parts, a negative click on the
+one that is not the object).
 """
 
 from __future__ import annotations
