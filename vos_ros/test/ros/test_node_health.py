@@ -16,7 +16,7 @@ from sensor_msgs.msg import Image
 from vos_ros.ros.client import ANSWER_TIMEOUT_S
 from vos_ros.ros.convert import labels_to_image, rgb_to_image
 from vos_ros.ros.domains import free_domain_id
-from vos_ros.ros.node import VosNode
+from vos_ros.ros.node import InvalidHandle, VosNode, spin
 from vos_ros.ros.stamps import make_header
 from vos_ros.synthetic import make_clip
 from vos_ros_interfaces.srv import SetInitialMask
@@ -48,7 +48,7 @@ class Harness:
         self.executor = MultiThreadedExecutor(context=self.context)
         for node in (self.node, self.peer):
             self.executor.add_node(node)
-        self.spinner = threading.Thread(target=self.executor.spin, daemon=True)
+        self.spinner = threading.Thread(target=spin, args=(self.executor,), daemon=True)
         self.spinner.start()
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
@@ -158,3 +158,30 @@ def test_a_camera_that_stops_is_an_error_after_stale_input_s(matching_network):
     finally:
         stop.set()
         harness.close()
+
+
+def test_the_executor_carries_on_past_an_entity_destroyed_while_in_use():
+    """rclpy raises InvalidHandle in the spinning thread when a subscription is destroyed (deactivate) after
+    another executor thread took it; the node's spin goes on instead of ending, so /diagnostics keeps coming."""
+
+    class Executor:
+        def __init__(self, failures):
+            self.failures, self.calls = list(failures), 0
+
+        def spin(self):
+            self.calls += 1
+            if self.failures:
+                raise self.failures.pop(0)
+
+    class Logger:
+        def __init__(self):
+            self.warnings = []
+
+        def warning(self, text):
+            self.warnings.append(text)
+
+    executor, logger = Executor([InvalidHandle("cannot use Destroyable because destruction was requested")]), Logger()
+    spin(executor, logger)
+    assert executor.calls == 2 and "destruction was requested" in logger.warnings[0]
+    with pytest.raises(RuntimeError):
+        spin(Executor([RuntimeError("anything else still ends it")]), logger)

@@ -33,6 +33,7 @@ from rclpy.clock import Clock, ClockType, JumpThreshold
 from rclpy.duration import Duration
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -65,6 +66,7 @@ IMAGE_QOS = QoSProfile(
 )
 OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE)
 STATS_SPAN_S = 5.0
+InvalidHandle = _rclpy.InvalidHandle  # raised when a destroyed entity is used
 FRESH_FRAME_MARGIN = 0.25  # of an input period: how late the next frame may be when waiting for it
 WORKER_JOIN_TIMEOUT_S = 30.0
 BUSY_CAMERA_POLL_S = 0.005  # with several cameras: how soon the worker looks again when every waiting camera is busy
@@ -624,9 +626,23 @@ class VosNode(LifecycleNode):
         super().destroy_node()
 
 
-def _spin(executor: MultiThreadedExecutor, stop: threading.Event) -> None:
+def spin(executor, logger=None) -> None:
+    """``executor.spin()`` until the context shuts down, carrying on past rclpy's ``InvalidHandle`` race:
+    a subscription destroyed (lifecycle deactivate, a camera stopping) after another executor thread had
+    taken it raises in the spinning thread (ros2/rclpy#1206, #1355), which would otherwise end the
+    executor, so that nothing is served any more: no frames, services or /diagnostics."""
+    while True:
+        try:
+            executor.spin()
+            return
+        except InvalidHandle as error:
+            if logger is not None:
+                logger.warning(f"an entity was destroyed while in use, executor continues: {error}")
+
+
+def _spin(executor: MultiThreadedExecutor, stop: threading.Event, logger) -> None:
     try:
-        executor.spin()
+        spin(executor, logger)
     except ExternalShutdownException:
         pass
     finally:
@@ -656,7 +672,7 @@ def main(args=None) -> int:
             node.get_logger().info(retained)
         executor = MultiThreadedExecutor(num_threads=4)
         executor.add_node(node)
-        spinner = threading.Thread(target=_spin, args=(executor, stop), name="vos-executor")
+        spinner = threading.Thread(target=_spin, args=(executor, stop, node.get_logger()), name="vos-executor")
         spinner.start()
         stop.wait()
         node.get_logger().info("shutting down")
