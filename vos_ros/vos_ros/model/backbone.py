@@ -202,6 +202,14 @@ class Backbone(nn.Module):
         """The last ``count`` MBConv blocks (none for 0)."""
         return list(self._blocks)[self.num_blocks - count :]
 
+    def freeze(self, tuned_blocks: int = 0) -> list[nn.Parameter]:
+        """Stop gradients into the backbone except its last ``tuned_blocks`` blocks; returns their parameters."""
+        self.requires_grad_(False)
+        tuned = self.last_blocks(tuned_blocks)
+        for block in tuned:
+            block.requires_grad_(True)
+        return [parameter for block in tuned for parameter in block.parameters()]
+
     def stride16_from_stride8(self, stride8: torch.Tensor, trainable: int = 0) -> torch.Tensor:
         """The stride-16 features computed from the stride-8 ones, as :meth:`forward` does, with autograd only
         through the last ``trainable`` blocks: for training those blocks on cached stride-8 features."""

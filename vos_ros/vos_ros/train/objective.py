@@ -20,13 +20,6 @@ from vos_ros.train.clips import ANCHOR, CURRENT, PREVIOUS, TrainingClip
 from vos_ros.train.losses import segmentation_losses, soft_labels
 
 
-def freeze_backbone(network: VosNetwork, tuned_blocks: int = 0) -> None:
-    """Stop gradients into the backbone, except its last ``tuned_blocks`` blocks."""
-    network.backbone.requires_grad_(False)
-    for block in network.backbone.last_blocks(tuned_blocks):
-        block.requires_grad_(True)
-
-
 def trainable_parameters(network: VosNetwork) -> list[nn.Parameter]:
     """Every parameter that learns: the heads and any tuned backbone blocks."""
     return [p for p in network.parameters() if p.requires_grad]
@@ -65,7 +58,7 @@ class ClipObjective(nn.Module):
         self.frozen_blocks = network.backbone.num_blocks - tuned_blocks
         self.hard_fraction = hard_fraction
         self.weights = {"jaccard": jaccard_weight}
-        freeze_backbone(network, tuned_blocks)
+        network.backbone.freeze(tuned_blocks)
 
     def train(self, mode: bool = True) -> ClipObjective:
         super().train(mode)

@@ -388,10 +388,7 @@ def train_prompt_head(
     backbone = (backbone if backbone is not None else training_backbone(init)).eval()
     if not 0 <= tune_backbone_blocks <= STRIDE16_BLOCKS:
         raise ValueError(f"tune_backbone_blocks must be in [0, {STRIDE16_BLOCKS}], got {tune_backbone_blocks}")
-    backbone.requires_grad_(False)
-    tuned = [p for block in backbone.last_blocks(tune_backbone_blocks) for p in block.parameters()]
-    for parameter in tuned:
-        parameter.requires_grad_(True)
+    tuned = backbone.freeze(tune_backbone_blocks)
     groups = [{"params": list(head.parameters()), "lr": lr}]
     if tuned:
         groups.append({"params": tuned, "lr": lr * backbone_lr_scale})
