@@ -9,8 +9,8 @@ from static_photos import write_static_folder
 
 from vos_ros.cli.train_prompts import main as train_prompts_main
 from vos_ros.model.backbone import Backbone
-from vos_ros.model.factory import build_network
-from vos_ros.model.prompt import load_prompt_backbone, load_prompt_head
+from vos_ros.model.factory import build_network, save_checkpoint
+from vos_ros.model.prompt import backbone_digest, load_prompt_backbone, load_prompt_head
 from vos_ros.train.prompts import (
     IGNORE,
     CachedImage,
@@ -152,3 +152,25 @@ def test_train_prompts_cli_tunes_the_last_block_and_refuses_a_cache_of_another_b
     assert "another backbone" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         train_prompts_main([*common, "--out", str(tmp_path / "x"), "--tune-backbone-blocks", "7"])
+
+
+def test_train_prompts_cli_reads_the_backbone_of_given_tracking_weights(tmp_path, capsys):
+    static = write_static_folder(tmp_path / "static")
+    torch.manual_seed(3)
+    network = build_network("full", device="cpu")
+    with torch.no_grad():
+        next(network.backbone._blocks[-1].parameters()).add_(1.0)  # tracking weights of another run
+    weights = tmp_path / "full_other.pt"
+    save_checkpoint(network, weights)
+    common = ["--static", str(static), "--batch-size", "1", "--threads", "1", "--steps", "1"]
+    out = tmp_path / "head"
+    args = [*common, "--cache", str(tmp_path / "cache.pt"), "--out", str(out), "--backbone-of", str(weights)]
+    assert train_prompts_main(args) == 0
+    assert backbone_digest(load_prompt_backbone(out / "prompt.pt")) == backbone_digest(network.backbone)
+    # A head that stores its backbone is not trained on another one, nor on a 'fast' network's.
+    again = [*common, "--cache", str(tmp_path / "c2.pt"), "--out", str(tmp_path / "x")]
+    assert train_prompts_main([*again, "--init", str(out / "prompt.pt"), "--backbone-of", str(weights)]) == 2
+    assert "stores the backbone" in capsys.readouterr().err
+    save_checkpoint(build_network("fast", device="cpu"), tmp_path / "fast.pt")
+    assert train_prompts_main([*again, "--backbone-of", str(tmp_path / "fast.pt")]) == 2
+    assert "not 'full'" in capsys.readouterr().err

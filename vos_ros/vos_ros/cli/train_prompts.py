@@ -16,7 +16,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vos-ros-train-prompts",
         description=(
-            "Train the prompt head on the backbone of the 'full' network (or the one stored with --init): "
+            "Train the prompt head on the backbone of the 'full' network (the one stored with --init, or that "
+            "of --backbone-of): "
             "features of every training image are computed once into --cache, then the head (and, with "
             "--tune-backbone-blocks, the backbone's last blocks) trains on simulated box and click prompts. "
             "Writes train_log.jsonl and prompt.pt (the head's fp16 weights and its backbone) to --out."
@@ -52,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--stop-at", type=int, help="stop after this many steps (the learning-rate schedule still spans --steps)"
     )
     parser.add_argument("--init", help="start from these prompt head weights (default: a fresh head)")
+    parser.add_argument(
+        "--backbone-of",
+        help="train on the backbone of these 'full' tracking weights (default: the shipped full.pt; "
+        "not with an --init that stores its backbone)",
+    )
     parser.add_argument(
         "--width", type=int, default=48, help="channels of a fresh head (default 48; its skip path gets half)"
     )
@@ -90,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _train(args: argparse.Namespace, log) -> int:
-    backbone = training_backbone(args.init)  # the caches' and the head's: the one stored with --init, if any
+    # the caches' and the head's: the one stored with --init, if any, else that of --backbone-of
+    backbone = training_backbone(args.init, args.backbone_of)
     cache = []
     for path in args.cache:
         cache += build_feature_cache(

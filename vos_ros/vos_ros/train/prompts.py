@@ -86,11 +86,17 @@ def _cache_one(backbone, image: np.ndarray, mask: np.ndarray, short_side: int, s
     return CachedImage({k: v.half().clone() for k, v in features.items()}, small, source)
 
 
-def training_backbone(init: str | Path | None = None) -> Backbone:
+def training_backbone(init: str | Path | None = None, network_weights: str | Path | None = None) -> Backbone:
     """The backbone a prompt head trains on: the one stored with the head ``init`` (when it stores one),
-    else the ``full`` network's; in eval mode (its batch-norm statistics stay as they are)."""
+    else that of the ``full`` tracking weights ``network_weights`` (default: the shipped ones); in eval
+    mode (its batch-norm statistics stay as they are). Giving both is an error: a head's backbone is
+    the one it was trained on."""
     stored = load_prompt_backbone(init) if init is not None else None
-    return stored if stored is not None else build_network(BACKBONE_CONFIG, device="cpu").backbone.eval()
+    if stored is not None and network_weights is not None:
+        raise ValueError(f"{init} stores the backbone its head was trained on; do not give tracking weights too")
+    if stored is not None:
+        return stored
+    return build_network(BACKBONE_CONFIG, weights=network_weights, device="cpu").backbone.eval()
 
 
 def build_feature_cache(
