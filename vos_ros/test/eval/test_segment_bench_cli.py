@@ -4,6 +4,7 @@ import json
 
 import cv2
 import numpy as np
+import pytest
 from PIL import Image
 
 from vos_ros.cli import bench, segment
@@ -55,3 +56,26 @@ def test_bench_reports_ms_per_object_count_and_ratio(tmp_path, capsys):
     assert report["ratio_5_to_1"] == report["ms_per_frame"]["5"] / report["ms_per_frame"]["1"]
     assert plot_path.stat().st_size > 1000
     assert "ratio_5_to_1" in capsys.readouterr().out
+
+
+def test_bench_short_side_sets_the_scale_the_sessions_segment_at(tmp_path, capsys, monkeypatch):
+    import vos_ros.eval.speed as speed
+
+    scales = []
+
+    class Recorded(speed.Session):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            scales.append(self.short_side)
+
+    monkeypatch.setattr(speed, "Session", Recorded)
+    argv = ["--instances", "1", "--size", "96x64", "--config", "matching", "--frames", "1", "--repeats", "1"]
+    assert bench.main([*argv, "--short-side", "48", "--json", str(tmp_path / "b.json")]) == 0
+    assert scales and set(scales) == {48}
+    assert json.loads((tmp_path / "b.json").read_text())["short_side"] == 48
+    assert bench.main(argv) == 0
+    assert set(scales[1:]) == {384}  # the config's own (matching segments at 384)
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        bench.main([*argv, "--short-side", "x"])
+    assert "--short-side: must be an integer >= 32" in capsys.readouterr().err

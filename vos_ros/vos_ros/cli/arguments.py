@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from vos_ros.model.backends import BACKENDS
+from vos_ros.model.configs import MIN_SHORT_SIDE
 
 MIN_SIDE = 16
 
@@ -32,6 +33,26 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--graph-dir",
         help="onnxruntime and openvino: keep the exported graphs in this folder and reuse them (default: in memory)",
+    )
+
+
+def short_side(text: str) -> int:
+    """A scale to segment at: the short side in pixels, at least MIN_SHORT_SIDE."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < MIN_SHORT_SIDE:
+        raise argparse.ArgumentTypeError(f"must be an integer >= {MIN_SHORT_SIDE}, got {text}")
+    return value
+
+
+def add_short_side_argument(parser: argparse.ArgumentParser) -> None:
+    """``--short-side``: the scale frames are segmented at (default: the config's, as the node's parameter)."""
+    parser.add_argument(
+        "--short-side",
+        type=short_side,
+        help="resize frames so that their short side has this many pixels (default: the config's)",
     )
 
 

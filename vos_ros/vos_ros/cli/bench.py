@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from vos_ros.cli.arguments import add_backend_arguments, image_size
+from vos_ros.cli.arguments import add_backend_arguments, add_short_side_argument, image_size
 from vos_ros.cli.reports import write_json
 from vos_ros.eval.speed import measure_ms_per_frame, profile_stages
 from vos_ros.model import DEFAULT_CONFIG, build_network
@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", default=None, help=f"network config (default {DEFAULT_CONFIG})")
     parser.add_argument("--weights", help="checkpoint path (default: shipped weights of the config)")
     add_backend_arguments(parser)
+    add_short_side_argument(parser)
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch (default 2)")
     parser.add_argument("--frames", type=int, default=10, help="timed frames per run (default 10)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved runs per object count (default 3)")
@@ -95,10 +96,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vos-ros-bench: error: {error}", file=sys.stderr)
         return 2
     height, width = args.size
-    results = measure_ms_per_frame(network, args.instances, (height, width), frames=args.frames, repeats=args.repeats)
+    short_side = args.short_side or network.config.short_side
+    results = measure_ms_per_frame(
+        network, args.instances, (height, width), frames=args.frames, repeats=args.repeats, short_side=short_side
+    )
     name = network.config.name
     print(
-        f"config {name}  backend {args.backend}  device {network.device}  input {width}x{height}  threads {args.threads}"
+        f"config {name}  backend {args.backend}  device {network.device}  input {width}x{height}  "
+        f"short side {short_side}  threads {args.threads}"
     )
     print(f"{'objects':>8} {'ms/frame':>9} {'p90':>7} {'FPS':>6}")
     for k in sorted(results):
@@ -109,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         "backend": args.backend,
         "device": str(network.device),
         "input_size": [width, height],
+        "short_side": short_side,
         "threads": args.threads,
         "machine": platform.processor() or platform.machine(),
         "ms_per_frame": {str(k): v["median_ms"] for k, v in results.items()},
@@ -118,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         report["ratio_5_to_1"] = results[5]["median_ms"] / results[1]["median_ms"]
         print(f"ratio_5_to_1 {report['ratio_5_to_1']:.3f}")
     if args.profile:
-        profiles = profile_stages(network, args.profile_instances, (height, width), frames=args.frames)
+        profiles = profile_stages(
+            network, args.profile_instances, (height, width), frames=args.frames, short_side=short_side
+        )
         _print_profile(profiles)
         report["profile"] = {str(k): v for k, v in profiles.items()}
     if args.json:

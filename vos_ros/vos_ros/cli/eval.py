@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from vos_ros.cli.arguments import add_backend_arguments, add_refine_argument
+from vos_ros.cli.arguments import add_backend_arguments, add_refine_argument, add_short_side_argument
 from vos_ros.cli.reports import write_json
 from vos_ros.engine.errors import VosError
 from vos_ros.engine.fragments import FragmentFilter
@@ -15,7 +15,6 @@ from vos_ros.eval.davis import DavisDataset, DavisError
 from vos_ros.eval.runner import evaluate, format_table
 from vos_ros.model import DEFAULT_CONFIG, build_network
 from vos_ros.model.backends import make_backend
-from vos_ros.model.configs import MIN_SHORT_SIDE
 from vos_ros.model.factory import shipped_weights
 from vos_ros.model.prompt import REFINE_ITERATIONS
 
@@ -39,11 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weights", help="checkpoint path (default: the weights shipped for the config)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     add_backend_arguments(parser)
-    parser.add_argument(
-        "--short-side",
-        type=_short_side,
-        help="resize frames so that their short side has this many pixels (default: the config's)",
-    )
+    add_short_side_argument(parser)
     parser.add_argument(
         "--keep-fragments",
         action="store_true",
@@ -61,13 +56,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--save-masks", help="write predicted indexed PNG masks to DIR/<sequence>/")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
-
-
-def _short_side(text: str) -> int:
-    value = int(text)
-    if value < MIN_SHORT_SIDE:
-        raise argparse.ArgumentTypeError(f"must be an integer >= {MIN_SHORT_SIDE}, got {text}")
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:

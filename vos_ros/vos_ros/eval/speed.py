@@ -19,9 +19,9 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _session(network: VosNetwork, clip, objects: int) -> Session:
+def _session(network: VosNetwork, clip, objects: int, short_side: int | None) -> Session:
     """A session tracking objects 1..``objects`` of ``clip`` from its first frame."""
-    session = Session(network, max_objects=max(64, objects))
+    session = Session(network, max_objects=max(64, objects), short_side=short_side)
     session.set_mask(clip.frames[0], np.where(clip.labels[0] <= objects, clip.labels[0], 0))
     return session
 
@@ -34,17 +34,19 @@ def measure_ms_per_frame(
     warmup: int = 3,
     repeats: int = 3,
     seed: int = 0,
+    short_side: int | None = None,
 ) -> dict[int, dict]:
     """Median ms per ``step`` for each object count K (one clip holding max(K) objects).
 
     Each K tracks objects 1..K of the same clip; the K runs are interleaved and repeated
-    ``repeats`` times, so slow drifts of a shared machine hit every K alike.
+    ``repeats`` times, so slow drifts of a shared machine hit every K alike. ``short_side`` is the
+    scale frames are segmented at (default: the config's).
     """
     clip = make_clip(num_objects=max(instances), num_frames=warmup + frames + 1, size=size, seed=seed)
     times: dict[int, list[float]] = {k: [] for k in instances}
     for _ in range(repeats):
         for k in instances:
-            session = _session(network, clip, k)
+            session = _session(network, clip, k, short_side)
             for t in range(1, warmup + 1):
                 session.step(clip.frames[t])
             for t in range(warmup + 1, warmup + frames + 1):
@@ -66,6 +68,7 @@ def profile_stages(
     frames: int = 10,
     warmup: int = 3,
     seed: int = 0,
+    short_side: int | None = None,
 ) -> dict[int, dict]:
     """Mean ms per stage of a ``step`` for each object count K, with the measured frame time.
 
@@ -75,7 +78,7 @@ def profile_stages(
     clip = make_clip(num_objects=max(instances), num_frames=warmup + frames + 1, size=size, seed=seed)
     results = {}
     for k in instances:
-        session = _session(network, clip, k)
+        session = _session(network, clip, k, short_side)
         for t in range(1, warmup + 1):
             session.step(clip.frames[t])
         profiler = StageProfiler(network.device)
