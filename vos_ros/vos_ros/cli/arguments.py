@@ -36,15 +36,20 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def short_side(text: str) -> int:
-    """A scale to segment at: the short side in pixels, at least MIN_SHORT_SIDE."""
+def _integer_at_least(text: str, minimum: int, shown: str) -> int:
+    """``text`` as an integer >= ``minimum``; else an argparse error that shows the input as ``shown``."""
     try:
         value = int(text)
     except ValueError:
-        value = 0
-    if value < MIN_SHORT_SIDE:
-        raise argparse.ArgumentTypeError(f"must be an integer >= {MIN_SHORT_SIDE}, got {text}")
+        value = minimum - 1
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {shown}")
     return value
+
+
+def short_side(text: str) -> int:
+    """A scale to segment at: the short side in pixels, at least MIN_SHORT_SIDE."""
+    return _integer_at_least(text, MIN_SHORT_SIDE, text)
 
 
 def add_short_side_argument(parser: argparse.ArgumentParser) -> None:
@@ -58,13 +63,7 @@ def add_short_side_argument(parser: argparse.ArgumentParser) -> None:
 
 def refine_iterations(text: str) -> int:
     """A GrabCut iteration count: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
-    return value
+    return _integer_at_least(text, 0, repr(text))
 
 
 def add_refine_argument(parser: argparse.ArgumentParser, default: int) -> None:
