@@ -231,3 +231,17 @@ def test_colour_refinement_is_deterministic():
         cv2.setRNGSeed(1000 + seed)
         cv2.randu(np.zeros((7, 7)), 0, 1)
         assert (refine_with_colour(image, guess, prompt, iterations=5) == first).all()
+
+
+def test_colour_refinement_keeps_what_the_head_is_sure_of():
+    """Pixels above ``sure`` (below 1 - ``sure``) are the head's; the rest are GrabCut's to decide."""
+    image, truth = _scene(3, [("ellipse", 160, 120, 60, 45)])
+    guess = np.full(SIZE, 0.05, np.float32)
+    guess[100:140, 140:180] = 0.9  # a square inside the ellipse, the head's answer
+    prompt = Prompt(_box(truth == 1))
+    kept = refine_with_colour(image, guess, prompt, iterations=5, sure=0.85)
+    assert np.array_equal(kept, guess > 0.5)  # every pixel was sure: the head's mask, untouched
+    decided = refine_with_colour(image, guess, prompt, iterations=5, sure=0.97)
+    assert _iou(decided, truth == 1) >= 0.9  # nothing sure: colour grows the square to the ellipse
+    coarse = refine_with_colour(image, guess, prompt, iterations=5, sure=0.97, side=96)
+    assert not np.array_equal(coarse, decided) and _iou(coarse, truth == 1) >= 0.9  # a 96 px crop: blockier

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from vos_ros.engine.errors import InvalidPromptError
-from vos_ros.model.prompt import Prompt, PromptModel, build_prompt_model
+from vos_ros.model.prompt import REFINE_SIDE, REFINE_SURE, Prompt, PromptModel, build_prompt_model
 
 _MODELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -100,17 +100,22 @@ def _scaled(prompt: Prompt, sx: float, sy: float) -> Prompt:
 
 
 # Colour refinement (GrabCut started from the head's masks): each object's crop (its box grown by
-# REFINE_MARGIN of its size) is segmented at most REFINE_SIDE pixels on its long side; the head's
-# probability above REFINE_SURE (below 1 - REFINE_SURE) fixes a pixel to the object (background),
-# the rest is only a first guess; outside the box is background; a click fixes a disc of CLICK_RADIUS.
+# REFINE_MARGIN of its size) is segmented at most ``side`` pixels on its long side; the head's
+# probability above ``sure`` (below 1 - ``sure``) fixes a pixel to the object (background), the
+# rest is only a first guess; outside the box is background; a click fixes a disc of CLICK_RADIUS.
 REFINE_MARGIN = 0.1
-REFINE_SIDE = 240
-REFINE_SURE = 0.99
 CLICK_RADIUS = 4
 REFINE_SEED = 0  # the same prompt gives the same mask, whatever ran before
 
 
-def refine_with_colour(image: np.ndarray, probs: np.ndarray, prompt: Prompt, iterations: int) -> np.ndarray:
+def refine_with_colour(
+    image: np.ndarray,
+    probs: np.ndarray,
+    prompt: Prompt,
+    iterations: int,
+    side: int = REFINE_SIDE,
+    sure: float = REFINE_SURE,
+) -> np.ndarray:
     """One object's mask (bool, image size) refined by colour: OpenCV GrabCut with ``iterations``,
     started from the head's probabilities ``probs`` [H, W] of that object inside its box."""
     height, width = probs.shape
@@ -119,13 +124,13 @@ def refine_with_colour(image: np.ndarray, probs: np.ndarray, prompt: Prompt, ite
     cx0, cy0 = int(max(0.0, x0 - margin_x)), int(max(0.0, y0 - margin_y))
     cx1, cy1 = int(min(width, np.ceil(x1 + margin_x))), int(min(height, np.ceil(y1 + margin_y)))
     crop_h, crop_w = cy1 - cy0, cx1 - cx0
-    scale = min(1.0, REFINE_SIDE / max(crop_h, crop_w))
+    scale = min(1.0, side / max(crop_h, crop_w))
     small = (max(8, round(crop_w * scale)), max(8, round(crop_h * scale)))
     sx, sy = small[0] / crop_w, small[1] / crop_h
     p = cv2.resize(np.ascontiguousarray(probs[cy0:cy1, cx0:cx1]), small, interpolation=cv2.INTER_LINEAR)
     init = np.where(p > 0.5, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
-    init[p > REFINE_SURE] = cv2.GC_FGD
-    init[p < 1.0 - REFINE_SURE] = cv2.GC_BGD
+    init[p > sure] = cv2.GC_FGD
+    init[p < 1.0 - sure] = cv2.GC_BGD
     inside = np.zeros(init.shape, bool)
     inside[
         int((y0 - cy0) * sy) : int(np.ceil((y1 - cy0) * sy)), int((x0 - cx0) * sx) : int(np.ceil((x1 - cx0) * sx))
@@ -172,7 +177,10 @@ def prompt_label_map(
     if image is not None and model.refine_iterations > 0:
         objects = full[1:].cpu().numpy()
         claims = np.stack(
-            [refine_with_colour(image, objects[k], p, model.refine_iterations) for k, p in enumerate(prompts)]
+            [
+                refine_with_colour(image, objects[k], p, model.refine_iterations, model.refine_side, model.refine_sure)
+                for k, p in enumerate(prompts)
+            ]
         )
         claimed = np.where(claims, objects, -1.0)
         winner = np.where(claims.any(0), claimed.argmax(0) + 1, 0)

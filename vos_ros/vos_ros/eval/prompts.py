@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import cv2
@@ -15,6 +15,7 @@ from vos_ros.engine.prompts import prompt_label_map, shared_prompt_model
 from vos_ros.engine.session import to_network_input
 from vos_ros.eval.davis import DavisDataset, DavisError
 from vos_ros.eval.metrics import db_eval_iou
+from vos_ros.eval.static import read_static_pair, static_items
 from vos_ros.model.prompt import Prompt, PromptModel
 
 # Each side of the true box moves out by this fraction of the box's width (height).
@@ -65,37 +66,68 @@ def grabcut_mask(image: np.ndarray, box: tuple[float, float, float, float]) -> n
     return (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
 
 
+def _davis_groups(davis_root: str | Path, sequences: Sequence[str], every: int) -> list[tuple[str, int, Iterator]]:
+    dataset = DavisDataset(davis_root)
+    opened = [dataset.sequence(name) for name in dict.fromkeys(sequences)]
+    if not opened:
+        raise DavisError("no sequences to evaluate")
+
+    def frames(seq):
+        for index in range(0, len(seq), every):
+            yield index, seq.image(index), seq.annotation(index)
+
+    return [(seq.name, len(range(0, len(seq), every)), frames(seq)) for seq in opened]
+
+
+def _static_groups(static_root: str | Path, every: int, offset: int) -> list[tuple[str, int, Iterator]]:
+    items: dict[str, list[tuple[int, Path, Path]]] = {}
+    for index, (name, image, mask) in enumerate(static_items(static_root, every, offset)):
+        items.setdefault(name.split("/")[0], []).append((index, image, mask))
+    if not items:
+        raise ValueError(f"{static_root}: no photos from offset {offset} with step {every}")
+
+    def photos(pairs):
+        for index, image, mask in pairs:
+            yield (index, *read_static_pair(image, mask))
+
+    return [(name, len(pairs), photos(pairs)) for name, pairs in items.items()]
+
+
 def evaluate_prompts(
     network,
-    davis_root: str | Path,
-    sequences: Sequence[str],
+    davis_root: str | Path | None,
+    sequences: Sequence[str] = (),
     every: int = 10,
     grabcut: bool = True,
     seed: int = 0,
     progress: bool = True,
     model: PromptModel | None = None,
+    static_root: str | Path | None = None,
+    static_offset: int = 1,
 ) -> dict:
-    """Mean IoU of box -> mask on frames 0, every, 2 x every, ... of each sequence.
+    """Mean IoU of box -> mask on frames 0, every, 2 x every, ... of each DAVIS sequence, or (with
+    ``static_root`` instead of ``davis_root``) on photos ``static_offset``, ``static_offset + every``,
+    ... of each set of a static folder (offset 1: photos the shipped head never saw, as it was
+    trained on every second photo from 0).
 
     Two boxes per object and frame: the true box grown by GROW, and that box jittered (seeded
-    per sequence and frame). All objects of a frame are prompted together. Per sequence the IoU
-    is averaged over frames, objects and both box kinds; the means average the sequences.
+    per sequence and frame). All objects of a frame are prompted together. Per sequence (static
+    set) the IoU is averaged over frames, objects and both box kinds; the means average those.
     """
-    dataset = DavisDataset(davis_root)
-    opened = [dataset.sequence(name) for name in dict.fromkeys(sequences)]
-    if not opened:
-        raise DavisError("no sequences to evaluate")
+    if static_root is not None:
+        groups = _static_groups(static_root, every, static_offset)
+    else:
+        groups = _davis_groups(davis_root, sequences, every)
     model = model or shared_prompt_model(network)
     report: dict = {"sequences": {}, "every": every, "grow": GROW, "jitter": JITTER, "seed": seed}
+    report.update(refine_side=model.refine_side, refine_sure=model.refine_sure)
     prompt_ms: list[float] = []
-    total = sum(len(range(0, len(seq), every)) for seq in opened)
-    with tqdm(total=total, unit="frame", disable=not progress, file=sys.stderr) as bar:
-        for s_index, seq in enumerate(opened):
-            bar.set_description(seq.name)
+    with tqdm(total=sum(g[1] for g in groups), unit="frame", disable=not progress, file=sys.stderr) as bar:
+        for s_index, (name, _count, frames) in enumerate(groups):
+            bar.set_description(name)
             ious = {"grown": [], "jittered": []}
             grab = {"grown": [], "jittered": []}
-            for index in range(0, len(seq), every):
-                image, truth = seq.image(index), seq.annotation(index)
+            for index, image, truth in frames:
                 ids = [int(v) for v in np.unique(truth) if v != 0]
                 if not ids:
                     bar.update(1)
@@ -115,6 +147,8 @@ def evaluate_prompts(
                         if grabcut:
                             grab[kind].append(db_eval_iou(truth == object_id, grabcut_mask(image, box)))
                 bar.update(1)
+            if not ious["grown"]:
+                continue
             entry = {
                 "n_samples": len(ious["grown"]) + len(ious["jittered"]),
                 "mean_iou": float(np.mean(ious["grown"] + ious["jittered"])),
@@ -123,12 +157,12 @@ def evaluate_prompts(
             }
             if grabcut:
                 entry["grabcut_mean_iou"] = float(np.mean(grab["grown"] + grab["jittered"]))
-            report["sequences"][seq.name] = entry
+            report["sequences"][name] = entry
     entries = report["sequences"].values()
     for key in ("mean_iou", "mean_iou_grown", "mean_iou_jittered", "grabcut_mean_iou"):
         values = [e[key] for e in entries if key in e]
         report[key] = float(np.mean(values)) if values else None
-    report["prompt_ms_median"] = float(np.median(prompt_ms))
+    report["prompt_ms_median"] = float(np.median(prompt_ms)) if prompt_ms else None
     return report
 
 
@@ -148,6 +182,7 @@ def format_prompt_table(report: dict) -> str:
         f"{'mean':<24} {'':>7} {pct(report['mean_iou_grown']):>6} {pct(report['mean_iou_jittered']):>6} "
         f"{pct(report['mean_iou']):>6} {pct(report['grabcut_mean_iou']):>7}"
     )
-    lines.append(f"prompt head: {report['prompt_ms_median']:.0f} ms per frame (median, backbone included)")
+    if report["prompt_ms_median"] is not None:
+        lines.append(f"prompt head: {report['prompt_ms_median']:.0f} ms per frame (median, backbone included)")
     lines.append(f"mIoU {pct(report['mean_iou'])} GrabCut {pct(report['grabcut_mean_iou'])}")
     return "\n".join(lines)

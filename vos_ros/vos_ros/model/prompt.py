@@ -31,6 +31,10 @@ BACKBONE_CONFIG = "full"
 PROMPT_SHORT_SIDE = 320
 # GrabCut iterations of the colour refinement of each mask (vos_ros.engine.prompts; 0: none).
 REFINE_ITERATIONS = 5
+# ... on a crop of at most REFINE_SIDE pixels on its long side, where a head probability above
+# REFINE_SURE (below 1 - REFINE_SURE) fixes the pixel to the object (background).
+REFINE_SIDE = 360
+REFINE_SURE = 0.97
 PROMPT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "prompt.pt"
 
 
@@ -205,11 +209,15 @@ class PromptModel:
         backbone: nn.Module,
         short_side: int = PROMPT_SHORT_SIDE,
         refine_iterations: int = REFINE_ITERATIONS,
+        refine_side: int = REFINE_SIDE,
+        refine_sure: float = REFINE_SURE,
     ):
         self.head = head
         self.backbone = backbone
         self.short_side = short_side
         self.refine_iterations = refine_iterations  # colour refinement of the masks (0: the head's masks)
+        self.refine_side = refine_side
+        self.refine_sure = refine_sure
 
     @torch.inference_mode()
     def predict(self, rgb: torch.Tensor, prompts: Sequence[Prompt]) -> torch.Tensor:

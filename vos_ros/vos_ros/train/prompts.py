@@ -29,6 +29,7 @@ from PIL import Image
 
 from vos_ros.engine.session import to_network_input
 from vos_ros.eval.davis import DavisDataset
+from vos_ros.eval.static import static_items
 from vos_ros.model.backbone import STRIDE16_BLOCKS, Backbone
 from vos_ros.model.factory import build_network
 from vos_ros.model.prompt import (
@@ -53,18 +54,6 @@ class CachedImage:
     features: dict[int, torch.Tensor]
     mask: np.ndarray
     source: str
-
-
-def static_items(root: str | Path, every: int = 1) -> Iterator[tuple[str, Path, Path]]:
-    """(name, image, mask) of every ``every``-th image listed in ``root``/<set>/list.txt (DUTS-TR, ECSSD layout)."""
-    root = Path(root)
-    for listing in sorted(root.glob("*/list.txt")):
-        for name in listing.read_text().split()[::every]:
-            yield (
-                f"{listing.parent.name}/{name}",
-                listing.parent / "images" / f"{name}.jpg",
-                listing.parent / "masks" / f"{name}.png",
-            )
 
 
 def davis_items(root: str | Path, split: str, every: int) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:

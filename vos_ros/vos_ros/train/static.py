@@ -27,11 +27,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
 
+from vos_ros.eval.static import read_static_pair, static_pairs
 from vos_ros.train.clips import Video
-
-LIST_NAME = "list.txt"
 
 
 @dataclass(frozen=True)
@@ -202,37 +200,7 @@ class StaticVideo:
         return self.frame(index)[1]
 
 
-def read_static_pair(image_path: str | Path, mask_path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """A photo (HxWx3 uint8 RGB) and its mask (HxW uint16, 1 = object) from files."""
-    try:
-        with Image.open(image_path) as image:
-            photo = np.asarray(image.convert("RGB"), dtype=np.uint8)
-        with Image.open(mask_path) as mask_image:
-            mask = (np.asarray(mask_image) != 0).astype(np.uint16)
-    except OSError as error:
-        raise ValueError(f"cannot read static pair {image_path}, {mask_path}: {error}") from error
-    if photo.shape[:2] != mask.shape:
-        raise ValueError(f"{image_path}: image {photo.shape[:2]} and mask {mask.shape} differ in size")
-    return photo, mask
-
-
 _read_cached = lru_cache(maxsize=256)(read_static_pair)
-
-
-def static_pairs(root: str | Path) -> list[tuple[Path, Path]]:
-    """(image, mask) paths of a static folder: every ``<set>/list.txt`` naming ``images/<n>.jpg``, ``masks/<n>.png``."""
-    root = Path(root)
-    lists = sorted(root.glob(f"*/{LIST_NAME}"))
-    if not lists:
-        raise ValueError(f"{root}: no */{LIST_NAME} (expected e.g. duts-tr/{LIST_NAME} with images/ and masks/)")
-    pairs = []
-    for listing in lists:
-        folder = listing.parent
-        for name in listing.read_text().split():
-            pairs.append((folder / "images" / f"{name}.jpg", folder / "masks" / f"{name}.png"))
-    if not pairs:
-        raise ValueError(f"{root}: the list files name no images")
-    return pairs
 
 
 class StaticVideos(Sequence):
