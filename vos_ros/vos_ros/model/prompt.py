@@ -30,7 +30,7 @@ BACKBONE_CONFIG = "full"
 # The head runs on backbone features of the frame resized to this short side (its own backbone pass).
 PROMPT_SHORT_SIDE = 320
 # GrabCut iterations of the colour refinement of each mask (vos_ros.engine.prompts; 0: none).
-REFINE_ITERATIONS = 5
+REFINE_ITERATIONS = 3
 # ... on a crop of at most REFINE_SIDE pixels on its long side, where a head probability above
 # REFINE_SURE (below 1 - REFINE_SURE) fixes the pixel to the object (background).
 REFINE_SIDE = 360
