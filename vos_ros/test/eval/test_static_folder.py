@@ -31,12 +31,12 @@ def test_sets_are_read_in_list_order_and_stepped_per_set(static_folder):
 def test_eval_prompts_on_held_out_static_photos(static_folder, tmp_path, capsys):
     path = tmp_path / "static.json"
     args = ["--static", str(static_folder), "--every", "1", "--no-grabcut", "--no-progress", "--json", str(path)]
-    assert prompts_main([*args, "--refine-side", "64", "--refine-sure", "0.95"]) == 0
+    assert prompts_main([*args, "--refine-side", "64", "--refine-sure", "0.95", "--short-side", "256"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert LAST_LINE.match(lines[-1]), lines[-1]
     report = json.loads(path.read_text())
     assert report["static_offset"] == 1 and report["davis"] is None
-    assert (report["refine_side"], report["refine_sure"]) == (64, 0.95)
+    assert (report["refine_side"], report["refine_sure"], report["short_side"]) == (64, 0.95, 256)
     # offset 1: photos 1-2 of set one, photo 4 of set two; two boxes (grown, jittered) each
     assert {name: e["n_samples"] for name, e in report["sequences"].items()} == {"one": 4, "two": 2}
     assert report["mean_iou"] >= 0.5  # an ellipse on a coarse texture is an easy box prompt
@@ -46,6 +46,9 @@ def test_eval_prompts_refuses_bad_static_arguments(static_folder, tmp_path, caps
     base = ["--static", str(static_folder), "--no-grabcut", "--no-progress"]
     assert prompts_main([*base, "--refine-sure", "1.2"]) == 2
     assert "--refine-sure" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        prompts_main([*base, "--short-side", "2"])
+    assert "--short-side" in capsys.readouterr().err
     assert prompts_main([*base, "--static-offset", "7"]) == 2
     assert "no photos" in capsys.readouterr().err
     assert prompts_main(["--static", str(tmp_path), "--no-progress"]) == 2

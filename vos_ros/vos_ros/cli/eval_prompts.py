@@ -5,13 +5,20 @@ from __future__ import annotations
 import argparse
 import sys
 
-from vos_ros.cli.arguments import add_refine_argument
+from vos_ros.cli.arguments import add_refine_argument, short_side
 from vos_ros.cli.reports import write_json
 from vos_ros.engine.errors import VosError
 from vos_ros.eval.davis import DavisDataset, DavisError
 from vos_ros.eval.prompts import GROW, JITTER, evaluate_prompts, format_prompt_table
 from vos_ros.model import build_network
-from vos_ros.model.prompt import PROMPT_WEIGHTS, REFINE_ITERATIONS, REFINE_SIDE, REFINE_SURE, build_prompt_model
+from vos_ros.model.prompt import (
+    PROMPT_SHORT_SIDE,
+    PROMPT_WEIGHTS,
+    REFINE_ITERATIONS,
+    REFINE_SIDE,
+    REFINE_SURE,
+    build_prompt_model,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-grabcut", action="store_true", help="skip the GrabCut baseline (slow: ~2 s per box)")
     parser.add_argument("--weights", help="prompt head weights (default: the ones shipped with the package)")
     add_refine_argument(parser, REFINE_ITERATIONS)
+    parser.add_argument(
+        "--short-side",
+        type=short_side,
+        default=PROMPT_SHORT_SIDE,
+        help=f"short side (px) the frame is resized to for the head's backbone pass (default {PROMPT_SHORT_SIDE})",
+    )
     parser.add_argument(
         "--refine-side",
         type=int,
@@ -90,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         model = build_prompt_model(network, args.weights)
         model.refine_iterations = args.refine_iterations
         model.refine_side, model.refine_sure = args.refine_side, args.refine_sure
+        model.short_side = args.short_side
         report = evaluate_prompts(
             network,
             root,
@@ -112,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         "split": split,
         "weights": args.weights or str(PROMPT_WEIGHTS),
         "refine_iterations": args.refine_iterations,
+        "short_side": args.short_side,
         **report,
     }
     if args.json:
