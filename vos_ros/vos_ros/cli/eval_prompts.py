@@ -125,8 +125,6 @@ def main(argv: list[str] | None = None) -> int:
         "static_offset": args.static_offset if args.static else None,
         "split": split,
         "weights": args.weights or str(PROMPT_WEIGHTS),
-        "refine_iterations": args.refine_iterations,
-        "short_side": args.short_side,
         **report,
     }
     if args.json:

@@ -15,7 +15,7 @@ from vos_ros.engine.prompts import prompt_label_map, shared_prompt_model
 from vos_ros.engine.session import to_network_input
 from vos_ros.eval.davis import DavisDataset, DavisError
 from vos_ros.eval.metrics import db_eval_iou
-from vos_ros.eval.static import read_static_pair, static_items
+from vos_ros.eval.static import read_static_pair, static_sets
 from vos_ros.model.prompt import Prompt, PromptModel
 
 # Each side of the true box moves out by this fraction of the box's width (height).
@@ -80,15 +80,18 @@ def _davis_groups(davis_root: str | Path, sequences: Sequence[str], every: int) 
 
 
 def _static_groups(static_root: str | Path, every: int, offset: int) -> list[tuple[str, int, Iterator]]:
-    items: dict[str, list[tuple[int, Path, Path]]] = {}
-    for index, (name, image, mask) in enumerate(static_items(static_root, every, offset)):
-        items.setdefault(name.split("/")[0], []).append((index, image, mask))
+    items: dict[str, list[tuple[int, tuple[Path, Path]]]] = {}
+    start = 0  # photos are numbered across the sets (the box jitter is seeded by that number)
+    for name, pairs in static_sets(static_root).items():
+        if chosen := pairs[offset::every]:
+            items[name] = list(enumerate(chosen, start=start))
+            start += len(chosen)
     if not items:
         raise ValueError(f"{static_root}: no photos from offset {offset} with step {every}")
 
     def photos(pairs):
-        for index, image, mask in pairs:
-            yield (index, *read_static_pair(image, mask))
+        for index, pair in pairs:
+            yield (index, *read_static_pair(*pair))
 
     return [(name, len(pairs), photos(pairs)) for name, pairs in items.items()]
 
@@ -120,7 +123,12 @@ def evaluate_prompts(
         groups = _davis_groups(davis_root, sequences, every)
     model = model or shared_prompt_model(network)
     report: dict = {"sequences": {}, "every": every, "grow": GROW, "jitter": JITTER, "seed": seed}
-    report.update(refine_side=model.refine_side, refine_sure=model.refine_sure)
+    report.update(
+        short_side=model.short_side,
+        refine_iterations=model.refine_iterations,
+        refine_side=model.refine_side,
+        refine_sure=model.refine_sure,
+    )
     prompt_ms: list[float] = []
     with tqdm(total=sum(g[1] for g in groups), unit="frame", disable=not progress, file=sys.stderr) as bar:
         for s_index, (name, _count, frames) in enumerate(groups):

@@ -29,7 +29,7 @@ from PIL import Image
 
 from vos_ros.engine.session import to_network_input
 from vos_ros.eval.davis import DavisDataset
-from vos_ros.eval.static import static_items
+from vos_ros.eval.static import read_static_pair, static_items
 from vos_ros.model.backbone import STRIDE16_BLOCKS, Backbone
 from vos_ros.model.factory import build_network
 from vos_ros.model.prompt import (
@@ -117,8 +117,8 @@ def build_feature_cache(
     started = time.perf_counter()
     if static_root is not None and static_every > 0:
         for name, image_path, mask_path in static_items(static_root, static_every):
-            image = np.asarray(Image.open(image_path).convert("RGB"))
-            mask = np.asarray(Image.open(mask_path)).astype(bool)
+            image, labels = read_static_pair(image_path, mask_path)
+            mask = labels != 0
             cache.append(_cache_one(backbone, image, mask, short_side, name))
             if len(cache) % 250 == 0:
                 log(f"cached {len(cache)} images in {time.perf_counter() - started:.0f} s")
@@ -312,8 +312,8 @@ def composite_items(static_root: str | Path, count: int, seed: int = 0) -> Itera
         for k in range(1, int(rng.integers(1, 4)) + 1):
             if rng.random() < 0.6:
                 _, source_path, mask_path = items[rng.integers(len(items))]
-                source = np.asarray(Image.open(source_path).convert("RGB")).astype(np.float32)
-                source_mask = np.asarray(Image.open(mask_path)).astype(bool)
+                source, source_labels = read_static_pair(source_path, mask_path)
+                source, source_mask = source.astype(np.float32), source_labels != 0
                 x0, y0, x1, y1 = (int(v) for v in mask_box(source_mask))
                 cut, cut_mask = source[y0:y1, x0:x1], source_mask[y0:y1, x0:x1]
                 scale = rng.uniform(0.25, 0.7) * height / max(1, y1 - y0)
