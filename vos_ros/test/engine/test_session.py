@@ -137,6 +137,7 @@ BAD_CALLS = [
     ("label count", lambda s, c: s.set_mask(c.frames[1], c.labels[1], labels=["only one"]), InvalidMaskError),
     ("label id", lambda s, c: s.set_mask(c.frames[1], c.labels[1], labels={9: "x"}), InvalidMaskError),
     ("remove unknown", lambda s, c: s.remove([1, 42]), UnknownObjectError),
+    ("remove a non-integer id", lambda s, c: s.remove(["cup"]), UnknownObjectError),
 ]
 
 

@@ -360,7 +360,11 @@ class Session:
 
     def remove(self, ids: Iterable[int]) -> list[int]:
         """Stop tracking ``ids`` (UnknownObjectError if one is not tracked); returns them."""
-        ids = sorted({int(i) for i in ids})
+        given = list(ids)
+        try:
+            ids = sorted({int(i) for i in given})
+        except (TypeError, ValueError):
+            raise UnknownObjectError(f"object ids must be integers, got {given!r}") from None
         unknown = [i for i in ids if i not in self.objects]
         if unknown:
             raise UnknownObjectError(f"not tracked: {unknown}; tracked ids are {self.object_ids}")
