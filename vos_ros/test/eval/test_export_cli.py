@@ -5,15 +5,17 @@ import json
 import pytest
 
 from vos_ros.cli import export
+from vos_ros.model.configs import get_config
 
 pytest.importorskip("onnxruntime")
 
 
 def test_export_writes_graphs_json_and_checks_them(tmp_path):
     out = tmp_path / "graphs"
-    assert export.main(["--config", "fast", "--out", str(out), "--size", "320x240"]) == 0
+    side = get_config("fast").short_side  # a 4:3 input at the config's own scale is not resized
+    assert export.main(["--config", "fast", "--out", str(out), "--size", f"{side * 4 // 3}x{side}"]) == 0
     report = json.loads((out / "graphs.json").read_text())
-    assert report["config"] == "fast" and report["network_input_size"] == [320, 240]
+    assert report["config"] == "fast" and report["network_input_size"] == [side * 4 // 3, side]
     for kind in ("encoder", "segment"):
         graph = report["graphs"][kind]
         assert (out / graph["file"]).stat().st_size > 0
