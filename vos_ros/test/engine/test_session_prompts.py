@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from vos_ros.engine import InvalidImageError, InvalidMaskError, InvalidPromptError, TooManyObjectsError
-from vos_ros.engine.prompts import prompt_label_map, refine_with_colour, shared_prompt_model
+from vos_ros.engine.prompts import check_prompts, prompt_label_map, refine_with_colour, shared_prompt_model
 from vos_ros.engine.session import Session, to_network_input
 from vos_ros.model import build_network
 from vos_ros.model.prompt import Prompt
@@ -209,6 +209,12 @@ def test_a_bad_image_is_refused(fast_network):
     with pytest.raises(InvalidImageError):
         session.add_objects(np.zeros((50, 50), np.uint8), [[1, 1, 20, 20]])
     assert not session.initialized
+
+
+def test_one_point_may_be_given_flat():
+    flat = check_prompts([[10, 10, 50, 50]], [[20, 30]], None, (100, 100))
+    nested = check_prompts([[10, 10, 50, 50]], [[[20, 30]]], [[1]], (100, 100))
+    assert flat == nested and flat[0].clicks == ((20.0, 30.0, True),)
 
 
 def test_a_box_partly_outside_the_image_is_clipped(fast_network):

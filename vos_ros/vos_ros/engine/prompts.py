@@ -65,19 +65,18 @@ def check_prompts(boxes, points, point_labels, size: tuple[int, int]) -> list[Pr
         for index, object_points in enumerate(points):
             if object_points is None or len(object_points) == 0:
                 continue
+            given = None if point_labels is None else point_labels[index]
             try:
                 xy = np.asarray(object_points, dtype=np.float64)
-                flags = (
-                    np.ones(len(xy), dtype=bool)
-                    if point_labels is None or point_labels[index] is None
-                    else np.asarray(point_labels[index], dtype=np.float64).reshape(-1)
-                )
+                flags = None if given is None else np.asarray(given, dtype=np.float64).reshape(-1)
             except (TypeError, ValueError):
                 raise InvalidPromptError(f"object {index}: points and point labels must be numbers") from None
             if xy.shape == (2,):  # one point given flat
                 xy = xy[None]
             if xy.ndim != 2 or xy.shape[1] != 2:
                 raise InvalidPromptError(f"object {index}: points must be N x 2 (x, y), got shape {xy.shape}")
+            if flags is None:
+                flags = np.ones(len(xy))
             if len(flags) != len(xy):
                 raise InvalidPromptError(f"object {index}: {len(flags)} point labels for {len(xy)} points")
             if not np.isin(flags, (0.0, 1.0)).all():
