@@ -4,7 +4,13 @@ import cv2
 import numpy as np
 import pytest
 
-from vos_ros.engine import InvalidImageError, InvalidMaskError, InvalidPromptError, TooManyObjectsError
+from vos_ros.engine import (
+    InvalidImageError,
+    InvalidMaskError,
+    InvalidPromptError,
+    TooManyObjectsError,
+    UnknownObjectError,
+)
 from vos_ros.engine.prompts import check_prompts, prompt_label_map, refine_with_colour, shared_prompt_model
 from vos_ros.engine.session import Session, to_network_input
 from vos_ros.model import build_network
@@ -254,3 +260,37 @@ def test_colour_refinement_keeps_what_the_head_is_sure_of():
     assert _iou(decided, truth == 1) >= 0.9  # nothing sure: colour grows the square to the ellipse
     coarse = refine_with_colour(image, guess, prompt, iterations=5, sure=0.97, side=96)
     assert not np.array_equal(coarse, decided) and _iou(coarse, truth == 1) >= 0.9  # a 96 px crop: blockier
+
+
+def test_reseed_remakes_one_objects_mask_from_a_box_and_keeps_its_id_label_and_the_others(full_network):
+    image, truth = _scene(5, [("ellipse", 90, 120, 45, 40), ("rectangle", 230, 110, 40, 45)])
+    session = Session(full_network)
+    session.set_mask(image, np.where(truth == 1, 1, 0).astype(np.uint16), labels={1: "cup"})
+    session.add_objects(image, [_box(truth == 2)], labels=["box"])
+    # The object has moved: its new place is given as a box on a later image.
+    moved, moved_truth = _scene(5, [("ellipse", 150, 150, 45, 40), ("rectangle", 230, 110, 40, 45)])
+    before = session.objects.label(2)
+    result = session.reseed(moved, {1: _box(moved_truth == 1)})
+    assert result.ids == [1]
+    assert _iou(result.label_map == 1, moved_truth == 1) >= 0.8
+    assert session.object_ids == [1, 2]
+    assert session.objects.label(1) == "cup" and session.objects.label(2) == before
+    labels = session.step(moved).label_map
+    assert _iou(labels == 1, moved_truth == 1) >= 0.8
+    assert _iou(labels == 2, moved_truth == 2) >= 0.8
+
+
+@pytest.mark.parametrize(
+    ("boxes", "error", "words"),
+    [({7: (10, 10, 50, 50)}, UnknownObjectError, "not tracked: \\[7\\]"), ({}, InvalidPromptError, "no boxes")],
+)
+def test_reseed_refuses_unknown_ids_and_no_boxes_and_changes_nothing(fast_network, boxes, error, words):
+    clip = make_clip(num_objects=2, num_frames=3, size=SIZE, seed=1)
+    session = Session(fast_network)
+    session.set_mask(clip.frames[0], clip.labels[0])
+    session.step(clip.frames[1])
+    before = _state(session)
+    with pytest.raises(error, match=words):
+        session.reseed(clip.frames[1], boxes)
+    after = _state(session)
+    assert after[:3] == before[:3] and np.array_equal(after[3], before[3])

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from vos_ros.engine.errors import (
     InvalidImageError,
     InvalidMaskError,
+    InvalidPromptError,
     NotInitializedError,
     TooManyObjectsError,
     UnknownObjectError,
@@ -289,9 +290,11 @@ class Session:
         ``append=True`` does. UnknownObjectError for an id not tracked; on error nothing changes.
         """
         check_image(image)
+        if not boxes:
+            raise InvalidPromptError("no boxes: give a box for each object to re-make")
         ids = [int(i) for i in boxes]
         unknown = [i for i in ids if i not in self.objects]
-        if unknown or not ids:
+        if unknown:
             raise UnknownObjectError(f"not tracked: {unknown}; tracked ids are {self.object_ids}")
         prompts = check_prompts([boxes[i] for i in boxes], None, None, image.shape[:2])
         model = shared_prompt_model(self.network)
