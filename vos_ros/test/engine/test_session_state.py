@@ -161,3 +161,79 @@ def test_clear_forgets_the_state(matching_network, clip, tmp_path):
     store.save(tracked_session(matching_network, clip, steps=1).state())
     store.clear()
     assert store.load() is None and files(tmp_path / "nested") == []
+
+
+def _mutations(state):
+    """(name, meta, arrays): one corruption each of a valid state's JSON or arrays."""
+    import copy
+
+    meta, arrays = state.meta, state.arrays
+    anchor = meta["anchors"][0]["name"]
+
+    def changed(edit):
+        new_meta, new_arrays = copy.deepcopy(meta), dict(arrays)
+        edit(new_meta, new_arrays)
+        return new_meta, new_arrays
+
+    def drop_meta(key):
+        return lambda m, a: m.pop(key)
+
+    def set_meta(key, value):
+        return lambda m, a: m.__setitem__(key, value)
+
+    optional = ("saved_at", "previous_anchor")  # when it was written; which anchor is the previous frame if none
+    cases = {f"no {key}": drop_meta(key) for key in meta if key not in optional}
+    cases.update(
+        {
+            "objects not a list": set_meta("objects", 5),
+            "object id not a number": lambda m, a: m["objects"][0].__setitem__("id", "one"),
+            "object without label": lambda m, a: m["objects"][0].pop("label"),
+            "repeated ids": lambda m, a: m["objects"].append(dict(m["objects"][0])),
+            "frame size of one number": set_meta("frame_size", [120]),
+            "frame size not numbers": set_meta("frame_size", ["a", "b"]),
+            "frame index null": set_meta("frame_index", None),
+            "no anchors": set_meta("anchors", []),
+            "anchor without name": lambda m, a: m["anchors"][0].pop("name"),
+            "anchor not a dict": set_meta("anchors", [3]),
+            "unknown previous anchor": lambda m, a: (
+                m.__setitem__("previous", None),
+                m.__setitem__("previous_anchor", 9),
+            ),
+            "missing probs": lambda m, a: a.pop(f"{anchor}.probs"),
+            "missing key": lambda m, a: a.pop(f"{anchor}.key"),
+            "probs for other objects": lambda m, a: a.__setitem__(f"{anchor}.probs", a[f"{anchor}.probs"][:1]),
+            "flat probs": lambda m, a: a.__setitem__(f"{anchor}.probs", a[f"{anchor}.probs"].ravel()),
+            "key of another size": lambda m, a: a.__setitem__(f"{anchor}.key", a[f"{anchor}.key"][:, :-1]),
+            "missing last labels": lambda m, a: a.pop("last_labels"),
+            "last labels of another size": lambda m, a: a.__setitem__("last_labels", a["last_labels"][:-1]),
+            "last labels as float": lambda m, a: a.__setitem__("last_labels", a["last_labels"].astype(np.float32)),
+            "another format": set_meta("format", "something else"),
+            "another version": set_meta("version", -1),
+            "network not a dict": set_meta("network", "full"),
+            "anchor without foreground_only": lambda m, a: m["anchors"][0].pop("foreground_only"),
+            "anchor without its instance field": lambda m, a: m["anchors"][0].pop("instance"),
+            "object id 0": lambda m, a: m["objects"][0].__setitem__("id", 0),
+            "object id negative": lambda m, a: m["objects"][0].__setitem__("id", -4),
+            "object id too large": lambda m, a: m["objects"][0].__setitem__("id", 10**6),
+            "object added as text": lambda m, a: m["objects"][0].__setitem__("added", "soon"),
+            "probs as text": lambda m, a: a.__setitem__(f"{anchor}.probs", a[f"{anchor}.probs"].astype(str)),
+        }
+    )
+    return [(name, *changed(edit)) for name, edit in cases.items()]
+
+
+def test_every_corruption_of_a_state_is_a_state_error(matching_network, clip):
+    from vos_ros.engine.state import SessionState
+
+    state = tracked_session(matching_network, clip, steps=1).state()
+    Session.from_state(matching_network, state, short_side=SHORT_SIDE)  # the state itself is good
+    failures = []
+    for name, meta, arrays in _mutations(state):
+        try:
+            Session.from_state(matching_network, SessionState(meta=meta, arrays=arrays), short_side=SHORT_SIDE)
+            failures.append(f"{name}: accepted")
+        except StateError:
+            pass
+        except Exception as error:  # any other exception is the failure under test
+            failures.append(f"{name}: {type(error).__name__} {error}")
+    assert not failures, failures

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+# Ids are the pixel values of a uint16 label image (0 is the background).
+MAX_OBJECT_ID = 65535
+
 
 class ObjectManager:
     """The tracked objects in slot order, with their labels and the frame they were added."""

@@ -24,7 +24,7 @@ from vos_ros.engine.errors import (
 )
 from vos_ros.engine.fragments import FragmentFilter
 from vos_ros.engine.memory import ReferenceMemory
-from vos_ros.engine.objects import ObjectManager
+from vos_ros.engine.objects import MAX_OBJECT_ID, ObjectManager
 from vos_ros.engine.prompts import PromptResult, check_prompts, prompt_label_map, shared_prompt_model
 from vos_ros.engine.result import FrameResult, ObjectResult
 from vos_ros.engine.state import (
@@ -41,7 +41,6 @@ from vos_ros.engine.state import (
 from vos_ros.model.network import EncodedFrame, Reference, VosNetwork
 from vos_ros.model.profiling import stage
 
-MAX_OBJECT_ID = 65535
 MIN_IMAGE_SIDE = 16
 
 Labels = Sequence[str] | Mapping[int, str] | None

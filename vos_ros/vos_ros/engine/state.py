@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from vos_ros.engine.errors import VosError
+from vos_ros.engine.objects import MAX_OBJECT_ID
 
 STATE_FORMAT = "vos_ros.session_state"
 STATE_VERSION = 1
@@ -93,7 +94,9 @@ def network_identity(network) -> dict:
 
 def check_identity(state: SessionState, network, short_side: int) -> None:
     """Raise StateError unless ``state`` was written by this network at this ``short_side``."""
-    saved = state.meta["network"]
+    saved = state.meta.get("network")
+    if not isinstance(saved, dict):
+        raise StateError(f"the state does not say which network wrote it (network {saved!r})")
     mine = network_identity(network)
     if saved.get("config") != mine["config"]:
         raise StateError(f"the state was written by config {saved.get('config')!r}, this network is {mine['config']!r}")
@@ -136,10 +139,17 @@ def validate(state: SessionState) -> None:
         references = [*meta["anchors"], *([meta["previous"]] if meta["previous"] is not None else [])]
         if len(ids) != len(set(ids)) or not meta["anchors"]:
             raise StateError("the state has repeated object ids or no anchor")
+        if any(not 1 <= i <= MAX_OBJECT_ID for i in ids):
+            raise StateError(f"object ids must be in 1..{MAX_OBJECT_ID}, the state has {ids}")
         for ref in references:
             name = ref["name"]
+            if not isinstance(ref["foreground_only"], bool):
+                raise StateError(f"reference {name}: foreground_only is {ref['foreground_only']!r}, not true or false")
             probs = arrays[f"{name}.probs"]
             key = arrays[f"{name}.key"]
+            stored = [arrays[f"{name}.{f}"] for f in ("probs", *TENSOR_FIELDS) if f"{name}.{f}" in arrays]
+            if any(not np.issubdtype(a.dtype, np.floating) for a in stored):
+                raise StateError(f"reference {name}: its arrays must hold floats, not {[str(a.dtype) for a in stored]}")
             if probs.ndim != 3 or probs.shape[0] != count or key.ndim != 3 or key.shape[1:] != probs.shape[1:]:
                 raise StateError(
                     f"reference {name}: probs {probs.shape} and key {key.shape} do not fit {count - 1} objects"
